@@ -1,0 +1,164 @@
+// One backup run: every enabled source in parallel, each strictly dump → check → upload. A source
+// that fails does not stop the others; the run fails (exit 1) if any source failed.
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { BackupKind, KindDecision, SourceOutcome } from '../domain.js';
+import { Duplicity } from '../duplicity/run.js';
+import { AgentError, BackupFailedError, InterruptedError, errorMessage } from '../errors.js';
+import { formatBytes } from '../report/format.js';
+import { writeManifest, totalSize } from '../sources/manifest.js';
+import type { DataSource } from '../sources/source.js';
+import { StagingArea } from '../sources/staging.js';
+import { ensureWritableDirectory } from '../system/directories.js';
+import { acquireRunLock } from '../system/lock.js';
+import { ensureRemoteDirectory } from '../target/remote.js';
+import { type AgentContext, duplicityEnv, duplicitySettings, scratchDirectory } from './context.js';
+import { findInterruptedUpload, markUploadFinished, markUploadStarted } from './interrupted-upload.js';
+import { decideKind } from './plan.js';
+
+export interface BackupRequest {
+  readonly sources: readonly DataSource[];
+  readonly kind?: BackupKind | undefined;
+  /** Names the lock holder, e.g. "backup-agent run" or "daemon (scheduled)". */
+  readonly trigger: string;
+}
+
+export interface RunSummary {
+  readonly outcomes: readonly SourceOutcome[];
+  readonly ok: boolean;
+}
+
+export function lockPath(cacheDir: string): string {
+  return join(cacheDir, 'backup-agent.lock');
+}
+
+export async function runBackup(context: AgentContext, request: BackupRequest): Promise<RunSummary> {
+  const { config, logger } = context;
+  await ensureWritableDirectory(config.agent.cache_dir, 'agent.cache_dir');
+  await ensureWritableDirectory(config.agent.staging_dir, 'agent.staging_dir');
+  await ensureWritableDirectory(scratchDirectory(config), 'agent.cache_dir');
+  const lock = await acquireRunLock(lockPath(config.agent.cache_dir), request.trigger);
+  try {
+    if (config.target.encryption === 'none') {
+      logger.warn('target.encryption = none: backups are stored unencrypted on the target');
+    }
+    logger.info({ sources: request.sources.map((source) => source.kind), duplicity: context.duplicityVersion.text }, 'backup run started');
+    const outcomes = await Promise.all(request.sources.map((source) => backupSource(context, source, request.kind)));
+    if (context.cancel.aborted) throw new InterruptedError(abortSignalName(context.cancel));
+    for (const outcome of outcomes) logOutcome(context, outcome);
+    return { outcomes, ok: outcomes.every((outcome) => outcome.result === 'ok') };
+  } finally {
+    await lock.release();
+  }
+}
+
+type Stage = Extract<SourceOutcome, { result: 'failed' }>['stage'];
+
+async function backupSource(context: AgentContext, source: DataSource, requested: BackupKind | undefined): Promise<SourceOutcome> {
+  const { config, logger, runner } = context;
+  const log = logger.child({ source: source.kind });
+  const started = Date.now();
+  const settings = duplicitySettings(context, source.kind);
+  const duplicity = new Duplicity(runner, settings, duplicityEnv(context));
+  const staging = new StagingArea(config.agent.staging_dir, source.kind);
+  let stage: Stage = 'resume';
+  let bytesDumped = 0;
+  try {
+    await resumeInterruptedUpload(context, source, duplicity, staging);
+
+    stage = 'dump';
+    await source.preflight(runner);
+    const dir = await staging.prepare();
+    const dumpStarted = new Date();
+    try {
+      await source.dump(runner, dir);
+      const manifest = await writeManifest(dir, {
+        source: source.kind,
+        databases: source.databases,
+        startedAt: dumpStarted.toISOString(),
+        finishedAt: new Date().toISOString(),
+        tools: { ...(await source.toolVersions(runner)), duplicity: context.duplicityVersion.text },
+      });
+      bytesDumped = totalSize(manifest.files);
+    } catch (error) {
+      await staging.discard();
+      throw error;
+    }
+    await staging.commit();
+    log.info({ bytes: bytesDumped, files: source.databases }, '%s dump complete and checked (%s); the previous dump was replaced', source.kind, formatBytes(bytesDumped));
+
+    stage = 'upload';
+    await ensureRemoteDirectory(runner, settings.url, settings, scratchDirectory(config)).catch((error: unknown) => {
+      throw new BackupFailedError(`cannot create ${duplicity.url} on the target: ${errorMessage(error)}`, 'check target.url, target.ssh_key and target.known_hosts with: backup-agent check', { cause: error });
+    });
+    const decision = decideKind({
+      status: await duplicity.chainStatus(),
+      now: new Date(),
+      fullDay: config.agent.full_day,
+      timezone: config.agent.timezone,
+      maxFullAgeMs: config.agent.max_full_age,
+      requested,
+    });
+    log.info({ kind: decision.kind, reason: decision.reason }, '%s backup: %s', decision.kind, decision.reason);
+    const bytesUploaded = await upload(context, source, duplicity, staging, decision);
+
+    stage = 'retention';
+    if (decision.kind === 'full') {
+      await duplicity.removeAllButNFull(config.agent.keep_full);
+      await duplicity.cleanup();
+    }
+    return { source: source.kind, result: 'ok', kind: decision.kind, bytesDumped, bytesUploaded, durationMs: Date.now() - started };
+  } catch (error) {
+    if (!(error instanceof AgentError) && !context.cancel.aborted) log.error({ err: error }, 'unexpected error');
+    return { source: source.kind, result: 'failed', stage, error: describe(error), bytesDumped, durationMs: Date.now() - started };
+  }
+}
+
+async function upload(context: AgentContext, source: DataSource, duplicity: Duplicity, staging: StagingArea, decision: KindDecision): Promise<number | null> {
+  const cacheDir = context.config.agent.cache_dir;
+  await markUploadStarted(cacheDir, source.kind, decision.kind);
+  const bytes = await duplicity.backup(decision.kind, staging.current);
+  await markUploadFinished(cacheDir, source.kind);
+  return bytes;
+}
+
+async function resumeInterruptedUpload(context: AgentContext, source: DataSource, duplicity: Duplicity, staging: StagingArea): Promise<void> {
+  const interrupted = await findInterruptedUpload(context.config.agent.cache_dir, source.kind);
+  if (interrupted === undefined) return;
+  const log = context.logger.child({ source: source.kind });
+  if (!(await staging.hasDump())) {
+    log.warn('an interrupted upload was recorded but there is no staged dump to resume it from; continuing with a new backup');
+    await markUploadFinished(context.config.agent.cache_dir, source.kind);
+    return;
+  }
+  log.warn({ interrupted }, 'the %s upload started %s was interrupted; running it again on the same dump so duplicity resumes it', interrupted.kind, interrupted.startedAt);
+  await upload(context, source, duplicity, staging, { kind: interrupted.kind, reason: 'resuming an interrupted upload' });
+  await duplicity.cleanup();
+}
+
+function describe(error: unknown): string {
+  if (error instanceof AgentError && error.hint !== undefined) return `${error.message} (${error.hint})`;
+  return errorMessage(error);
+}
+
+function logOutcome(context: AgentContext, outcome: SourceOutcome): void {
+  const seconds = (outcome.durationMs / 1000).toFixed(1);
+  if (outcome.result === 'ok') {
+    const uploaded = outcome.bytesUploaded === null ? 'unknown' : formatBytes(outcome.bytesUploaded);
+    context.logger.info(
+      { summary: true, host: hostname(), ...outcome },
+      '%s: %s backup OK: %s dumped, %s uploaded, %ss',
+      outcome.source,
+      outcome.kind,
+      formatBytes(outcome.bytesDumped),
+      uploaded,
+      seconds,
+    );
+  } else {
+    context.logger.error({ summary: true, host: hostname(), ...outcome }, '%s: backup FAILED during %s after %ss: %s', outcome.source, outcome.stage, seconds, outcome.error);
+  }
+}
+
+function abortSignalName(signal: AbortSignal): NodeJS.Signals {
+  return signal.reason === 'SIGINT' ? 'SIGINT' : 'SIGTERM';
+}

@@ -1,0 +1,147 @@
+// `backup-agent check`: every prerequisite of a backup, each proven and reported on one line,
+// like `nginx -t`. It changes nothing except creating missing directories (local and on the target).
+import { readdir, stat, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { Duplicity } from '../duplicity/run.js';
+import { readPassphrase } from '../duplicity/passphrase.js';
+import { AgentError, errorMessage } from '../errors.js';
+import type { Logger } from '../report/logger.js';
+import { formatBytes } from '../report/format.js';
+import { ensureWritableDirectory } from '../system/directories.js';
+import { findProgram } from '../system/find-program.js';
+import { CommandRunner } from '../system/run-command.js';
+import { ensureRemoteDirectory, probeRemoteWrite } from '../target/remote.js';
+import { type AgentContext, createContext, duplicityEnv, duplicitySettings, enabledSources, scratchDirectory } from './context.js';
+
+export interface CheckItem {
+  readonly name: string;
+  readonly status: 'ok' | 'warn' | 'fail';
+  readonly detail: string;
+  readonly hint?: string | undefined;
+}
+
+export async function runChecks(config: Config, logger: Logger, cancel: AbortSignal): Promise<CheckItem[]> {
+  const items: CheckItem[] = [{ name: 'configuration', status: 'ok', detail: `${config.file} is valid` }];
+  const check = async (name: string, proof: () => Promise<string | CheckItem>): Promise<boolean> => {
+    try {
+      const outcome = await proof();
+      items.push(typeof outcome === 'string' ? { name, status: 'ok', detail: outcome } : outcome);
+      return true;
+    } catch (error) {
+      items.push({ name, status: 'fail', detail: errorMessage(error), hint: error instanceof AgentError ? error.hint : undefined });
+      return false;
+    }
+  };
+  const sources = await enabledSources(config);
+  const runner = new CommandRunner(logger, cancel);
+
+  await check('user', async () => `running as uid ${process.getuid?.() ?? '?'} (${process.env['USER'] ?? 'unknown'})`);
+  const programs = ['duplicity', 'rsync', 'ssh', 'gpg', 'setpriv', ...(config.mysql.enabled ? [(await findProgram('mariadb-dump')) ? 'mariadb-dump' : 'mysqldump'] : []), ...(config.influxdb.enabled ? ['influxd'] : [])];
+  await check('programs', async () => {
+    const missing: string[] = [];
+    for (const program of programs) if ((await findProgram(program)) === undefined) missing.push(program);
+    if (missing.length > 0) throw new CheckFailure(`not found on PATH: ${missing.join(', ')}`, `apt install ${missing.map(packageOf).join(' ')}`);
+    return `found ${programs.join(', ')}`;
+  });
+  await check('staging directory', async () => {
+    await ensureWritableDirectory(config.agent.staging_dir, 'agent.staging_dir');
+    return freeSpace(config);
+  });
+  await check('cache directory', async () => {
+    await ensureWritableDirectory(scratchDirectory(config), 'agent.cache_dir');
+    return `${config.agent.cache_dir} is writable`;
+  });
+  const encryptionOk = await check('encryption', () => checkEncryption(config, runner));
+  const sshOk = await check('ssh key', () => checkSshFiles(config));
+  for (const source of sources) {
+    await check(`${source.kind} access`, () => source.verifyAccess(runner, scratchDirectory(config)));
+  }
+  if (!encryptionOk || !sshOk) {
+    items.push({ name: 'target', status: 'fail', detail: 'not checked: fix the encryption and ssh key items first' });
+    return items;
+  }
+  let context: AgentContext | undefined;
+  await check('duplicity', async () => {
+    context = await createContext(config, logger, cancel);
+    return `duplicity ${context.duplicityVersion.text}`;
+  });
+  if (context === undefined) return items;
+  const ready = context;
+  for (const source of sources) {
+    await check(`target ${source.kind}`, async () => {
+      const settings = duplicitySettings(ready, source.kind);
+      const duplicity = new Duplicity(ready.runner, settings, duplicityEnv(ready));
+      await ensureRemoteDirectory(ready.runner, settings.url, settings, scratchDirectory(config));
+      await probeRemoteWrite(ready.runner, settings.url, settings, scratchDirectory(config));
+      const status = await duplicity.chainStatus();
+      const sets = status.chains.reduce((sum, chain) => sum + chain.sets.length, 0);
+      return `${duplicity.url} is reachable and writable; ${status.chains.length} chain(s), ${sets} backup set(s)`;
+    });
+  }
+  return items;
+}
+
+class CheckFailure extends AgentError {
+  readonly exitCode = 1;
+}
+
+async function checkEncryption(config: Config, runner: CommandRunner): Promise<string | CheckItem> {
+  const { target } = config;
+  switch (target.encryption) {
+    case 'none':
+      return { name: 'encryption', status: 'warn', detail: 'target.encryption = none: backups are stored unencrypted', hint: 'use symmetric or pubkey in production' };
+    case 'symmetric':
+      await readPassphrase(target.passphrase_file);
+      return `symmetric; ${target.passphrase_file} is private and not empty`;
+    case 'pubkey': {
+      const result = await runner
+        .run({ argv: ['gpg', '--homedir', target.gnupg_home, '--batch', '--with-colons', '--list-keys', target.encrypt_key], stdout: 'capture' })
+        .catch((error: unknown) => {
+          throw new CheckFailure(`key ${target.encrypt_key} is not in ${target.gnupg_home}: ${errorMessage(error)}`, `import it as the backup user: gpg --homedir ${target.gnupg_home} --import public-key.asc`);
+        });
+      const capabilities = result.stdout.split('\n').find((line) => line.startsWith('pub:'))?.split(':')[11] ?? '';
+      if (!capabilities.includes('E')) throw new CheckFailure(`key ${target.encrypt_key} cannot encrypt (capabilities "${capabilities}")`, 'use a key with an encryption subkey');
+      return `pubkey ${target.encrypt_key} found in ${target.gnupg_home}`;
+    }
+  }
+}
+
+async function checkSshFiles(config: Config): Promise<string> {
+  const { ssh_key: key, known_hosts: knownHosts } = config.target;
+  const info = await stat(key).catch(() => {
+    throw new CheckFailure(`target.ssh_key ${key} does not exist`, `as root: ssh-keygen -t ed25519 -N '' -f ${key} && chown backup: ${key}; then authorise ${key}.pub on the target`);
+  });
+  if (info.uid !== process.getuid?.() || (info.mode & 0o077) !== 0) {
+    throw new CheckFailure(`target.ssh_key ${key} must be owned by the agent user with mode 0600 (ssh refuses it otherwise)`, `chown backup: ${key}; chmod 600 ${key}`);
+  }
+  await stat(knownHosts).catch(() => {
+    throw new CheckFailure(`target.known_hosts ${knownHosts} does not exist`, `as root: ssh-keyscan -p PORT HOST > ${knownHosts}, then compare the fingerprint with the target's`);
+  });
+  return `${key} is private; host keys from ${knownHosts}`;
+}
+
+async function freeSpace(config: Config): Promise<string | CheckItem> {
+  const stats = await statfs(config.agent.staging_dir);
+  const free = stats.bavail * stats.bsize;
+  const staged = await directorySize(config.agent.staging_dir);
+  // The new dump is written beside the previous one before the swap.
+  const detail = `${config.agent.staging_dir} is writable; ${formatBytes(free)} free, current dumps ${formatBytes(staged)}`;
+  if (free < staged) return { name: 'staging directory', status: 'fail', detail, hint: 'the next dump needs room beside the current one: free space or move agent.staging_dir' };
+  return detail;
+}
+
+async function directorySize(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) total += await directorySize(path);
+    else if (entry.isFile()) total += (await stat(path)).size;
+  }
+  return total;
+}
+
+function packageOf(program: string): string {
+  const packages: Record<string, string> = { ssh: 'openssh-client', gpg: 'gnupg', 'mariadb-dump': 'mariadb-client', mysqldump: 'mariadb-client', influxd: 'influxdb', setpriv: 'util-linux' };
+  return packages[program] ?? program;
+}

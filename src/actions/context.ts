@@ -1,0 +1,78 @@
+// What every action needs, built once per run from the validated Config.
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import type { SourceKind } from '../domain.js';
+import { type DuplicitySettings, type Encryption, duplicityEnvironment } from '../duplicity/command.js';
+import { readPassphrase } from '../duplicity/passphrase.js';
+import { type DuplicityVersion, parseDuplicityVersion } from '../duplicity/version.js';
+import { BackupFailedError } from '../errors.js';
+import type { Logger } from '../report/logger.js';
+import { InfluxdbSource } from '../sources/influxdb/source.js';
+import { MysqlSource } from '../sources/mysql/source.js';
+import type { DataSource } from '../sources/source.js';
+import { CommandRunner } from '../system/run-command.js';
+import { childUrl } from '../target/rsync-url.js';
+
+export interface AgentContext {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly runner: CommandRunner;
+  readonly cancel: AbortSignal;
+  readonly duplicityVersion: DuplicityVersion;
+  /** The symmetric passphrase, or '' (duplicity still needs PASSPHRASE set). */
+  readonly passphrase: string;
+}
+
+export async function createContext(config: Config, logger: Logger, cancel: AbortSignal): Promise<AgentContext> {
+  const passphrase = config.target.encryption === 'symmetric' ? await readPassphrase(config.target.passphrase_file) : '';
+  const runner = new CommandRunner(logger, cancel, [passphrase]);
+  const output = await runner.run({ argv: ['duplicity', '--version'], stdout: 'capture' });
+  const duplicityVersion = parseDuplicityVersion(output.stdout);
+  if (duplicityVersion === null) {
+    throw new BackupFailedError(`cannot tell the duplicity version from "${output.stdout.trim()}"`, 'install duplicity 0.8 or newer');
+  }
+  return { config, logger, runner, cancel, duplicityVersion, passphrase };
+}
+
+export function duplicitySettings(context: AgentContext, source: SourceKind): DuplicitySettings {
+  const { agent, target } = context.config;
+  return {
+    version: context.duplicityVersion,
+    archiveDir: agent.cache_dir,
+    name: source,
+    url: childUrl(target.url, source),
+    sshKey: target.ssh_key,
+    knownHosts: target.known_hosts,
+    encryption: encryption(context.config),
+    volumeSizeMb: target.volume_size,
+    tempDir: scratchDirectory(context.config),
+  };
+}
+
+export function duplicityEnv(context: AgentContext): Record<string, string> {
+  return duplicityEnvironment(context.passphrase, context.config.target.gnupg_home);
+}
+
+/** Private scratch space on the cache filesystem (volumes, empty dirs for rsync). */
+export function scratchDirectory(config: Config): string {
+  return join(config.agent.cache_dir, 'tmp');
+}
+
+function encryption(config: Config): Encryption {
+  switch (config.target.encryption) {
+    case 'none':
+      return { mode: 'none' };
+    case 'symmetric':
+      return { mode: 'symmetric' };
+    case 'pubkey':
+      return { mode: 'pubkey', key: config.target.encrypt_key };
+  }
+}
+
+/** The enabled sources, optionally narrowed to those named with --source. */
+export async function enabledSources(config: Config, only: readonly SourceKind[] = []): Promise<DataSource[]> {
+  const sources: DataSource[] = [];
+  if (config.mysql.enabled && (only.length === 0 || only.includes('mysql'))) sources.push(await MysqlSource.create(config.mysql));
+  if (config.influxdb.enabled && (only.length === 0 || only.includes('influxdb'))) sources.push(new InfluxdbSource(config.influxdb));
+  return sources;
+}

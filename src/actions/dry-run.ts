@@ -1,0 +1,51 @@
+// `run --dry-run`: the plan of a run (each source: full or incremental and why, every command line)
+// built with the same decision and command builders as a real run, executing only read-only
+// collection-status calls on the target.
+import { join } from 'node:path';
+import type { BackupKind, KindDecision, SourceKind } from '../domain.js';
+import { backupCommand, cleanupCommand, removeAllButNFullCommand } from '../duplicity/command.js';
+import { Duplicity } from '../duplicity/run.js';
+import { errorMessage } from '../errors.js';
+import type { DataSource, PlannedCommand } from '../sources/source.js';
+import { StagingArea } from '../sources/staging.js';
+import { type AgentContext, duplicityEnv, duplicitySettings } from './context.js';
+import { decideKind } from './plan.js';
+
+export interface SourcePlan {
+  readonly source: SourceKind;
+  readonly decision: KindDecision | { readonly kind: 'unknown'; readonly reason: string };
+  readonly commands: readonly PlannedCommand[];
+}
+
+export type BackupPlan = readonly SourcePlan[];
+
+export async function planBackup(context: AgentContext, sources: readonly DataSource[], requested: BackupKind | undefined): Promise<BackupPlan> {
+  return Promise.all(sources.map((source) => planSource(context, source, requested)));
+}
+
+async function planSource(context: AgentContext, source: DataSource, requested: BackupKind | undefined): Promise<SourcePlan> {
+  const { config } = context;
+  const settings = duplicitySettings(context, source.kind);
+  const duplicity = new Duplicity(context.runner, settings, duplicityEnv(context));
+  let decision: SourcePlan['decision'];
+  try {
+    decision = decideKind({
+      status: await duplicity.chainStatus(),
+      now: new Date(),
+      fullDay: config.agent.full_day,
+      timezone: config.agent.timezone,
+      maxFullAgeMs: config.agent.max_full_age,
+      requested,
+    });
+  } catch (error) {
+    decision = { kind: 'unknown', reason: `cannot read the target: ${errorMessage(error)}` };
+  }
+  const staged = new StagingArea(config.agent.staging_dir, source.kind).current;
+  const kind = decision.kind === 'unknown' ? (requested ?? 'incremental') : decision.kind;
+  const retention = kind === 'full' ? [{ argv: removeAllButNFullCommand(settings, config.agent.keep_full) }, { argv: cleanupCommand(settings) }] : [];
+  return {
+    source: source.kind,
+    decision,
+    commands: [...source.dumpCommands(join(config.agent.staging_dir, `.${source.kind}.new`)), { argv: backupCommand(settings, kind, staged) }, ...retention],
+  };
+}

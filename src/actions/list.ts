@@ -1,0 +1,44 @@
+// The restore points on the target: duplicity's chain status, with sizes from the file listing.
+import type { BackupSet, SourceKind } from '../domain.js';
+import { allSets } from '../duplicity/collection-status.js';
+import { Duplicity } from '../duplicity/run.js';
+import { type RemoteFile, listRemoteFiles } from '../target/remote.js';
+import { type AgentContext, duplicityEnv, duplicitySettings } from './context.js';
+
+export interface RestorePoint extends BackupSet {
+  readonly bytes: number;
+}
+
+export interface SourceListing {
+  readonly source: SourceKind;
+  readonly url: string;
+  readonly points: readonly RestorePoint[];
+}
+
+export async function listRestorePoints(context: AgentContext, source: SourceKind): Promise<SourceListing> {
+  const settings = duplicitySettings(context, source);
+  const duplicity = new Duplicity(context.runner, settings, duplicityEnv(context));
+  const status = await duplicity.chainStatus();
+  const files = status.chains.length === 0 ? [] : await listRemoteFiles(context.runner, settings.url, settings);
+  const sizes = sizeBySetTime(files);
+  return {
+    source,
+    url: duplicity.url,
+    points: allSets(status).map((set) => ({ ...set, bytes: sizes.get(duplicityTimestamp(set.time)) ?? 0 })),
+  };
+}
+
+/** Sums volumes, manifest and signatures per backup set, keyed by the set's (end) time. */
+export function sizeBySetTime(files: readonly RemoteFile[]): Map<string, number> {
+  const sizes = new Map<string, number>();
+  for (const file of files) {
+    const match = /^duplicity-(?:full|full-signatures)\.(\d{8}T\d{6}Z)\.|^duplicity-(?:inc|new-signatures)\.\d{8}T\d{6}Z\.to\.(\d{8}T\d{6}Z)\./.exec(file.name);
+    const time = match?.[1] ?? match?.[2];
+    if (time !== undefined) sizes.set(time, (sizes.get(time) ?? 0) + file.size);
+  }
+  return sizes;
+}
+
+function duplicityTimestamp(date: Date): string {
+  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+}

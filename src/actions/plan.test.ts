@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ChainStatus } from '../domain.js';
+import { decideKind } from './plan.js';
+
+const DAY = 86_400_000;
+const WEDNESDAY = new Date('2026-11-25T23:15:00Z');
+const SUNDAY = new Date('2026-11-29T23:15:00Z');
+
+function chainWithFullAt(time: Date): ChainStatus {
+  return { chains: [{ complete: true, sets: [{ kind: 'full', time, volumes: 1, encrypted: true }] }], orphanedSets: 0, incompleteSets: 0 };
+}
+const empty: ChainStatus = { chains: [], orphanedSets: 0, incompleteSets: 0 };
+const base = { fullDay: 'sun', timezone: 'UTC', maxFullAgeMs: 8 * DAY } as const;
+
+test('no chain on the target means full, whatever the day or the request', () => {
+  assert.equal(decideKind({ ...base, status: empty, now: WEDNESDAY }).kind, 'full');
+  const asked = decideKind({ ...base, status: empty, now: WEDNESDAY, requested: 'incremental' });
+  assert.equal(asked.kind, 'full');
+  assert.match(asked.reason, /--incremental was asked for, but the target has no backup chain/);
+});
+
+test('a recent full on a weekday means incremental', () => {
+  const decision = decideKind({ ...base, status: chainWithFullAt(new Date(WEDNESDAY.getTime() - 3 * DAY)), now: WEDNESDAY });
+  assert.equal(decision.kind, 'incremental');
+  assert.match(decision.reason, /not full_day \(sun\)/);
+});
+
+test('full_day means full, unless a full was already made that day', () => {
+  assert.equal(decideKind({ ...base, status: chainWithFullAt(new Date(SUNDAY.getTime() - 7 * DAY)), now: SUNDAY }).kind, 'full');
+  assert.equal(decideKind({ ...base, status: chainWithFullAt(new Date('2026-11-29T01:00:00Z')), now: SUNDAY }).kind, 'incremental');
+});
+
+test('full_day is evaluated in the configured time zone', () => {
+  // 23:15 UTC on Saturday is already Sunday in Tallinn.
+  const saturdayUtc = new Date('2026-11-28T23:15:00Z');
+  const status = chainWithFullAt(new Date(saturdayUtc.getTime() - 2 * DAY));
+  assert.equal(decideKind({ ...base, status, now: saturdayUtc }).kind, 'incremental');
+  assert.equal(decideKind({ ...base, timezone: 'Europe/Tallinn', status, now: saturdayUtc }).kind, 'full');
+});
+
+test('a full older than max_full_age forces a full', () => {
+  const decision = decideKind({ ...base, status: chainWithFullAt(new Date(WEDNESDAY.getTime() - 9 * DAY)), now: WEDNESDAY });
+  assert.equal(decision.kind, 'full');
+  assert.match(decision.reason, /more than max_full_age \(8\.0 d\)/);
+});
+
+test('--full and --incremental override the schedule when a chain exists', () => {
+  const status = chainWithFullAt(new Date(WEDNESDAY.getTime() - DAY));
+  assert.equal(decideKind({ ...base, status, now: WEDNESDAY, requested: 'full' }).kind, 'full');
+  assert.equal(decideKind({ ...base, status, now: SUNDAY, requested: 'incremental' }).kind, 'incremental');
+});

@@ -1,0 +1,55 @@
+// The full-or-incremental decision, pure: the target's chain status and the clock in, a kind and
+// the sentence explaining it out. Tested in memory; logged on every run; printed by --dry-run.
+import type { Weekday } from '../config/values.js';
+import type { BackupKind, ChainStatus, KindDecision } from '../domain.js';
+import { newestFull } from '../duplicity/collection-status.js';
+
+export interface KindInput {
+  readonly status: ChainStatus;
+  readonly now: Date;
+  readonly fullDay: Weekday;
+  readonly timezone: string;
+  readonly maxFullAgeMs: number;
+  /** --full or --incremental from the command line. */
+  readonly requested?: BackupKind | undefined;
+}
+
+export function decideKind(input: KindInput): KindDecision {
+  const full = newestFull(input.status);
+  if (full === undefined) {
+    return {
+      kind: 'full',
+      reason:
+        input.requested === 'incremental'
+          ? '--incremental was asked for, but the target has no backup chain: a full backup comes first'
+          : 'the target has no backup chain yet: the first backup is always full',
+    };
+  }
+  if (input.requested !== undefined) return { kind: input.requested, reason: `--${input.requested} was asked for` };
+  const ageMs = input.now.getTime() - full.getTime();
+  if (ageMs > input.maxFullAgeMs) {
+    return { kind: 'full', reason: `the newest full backup (${full.toISOString()}) is ${days(ageMs)} old, more than max_full_age (${days(input.maxFullAgeMs)})` };
+  }
+  const today = localDate(input.now, input.timezone);
+  if (weekday(input.now, input.timezone) === input.fullDay) {
+    if (localDate(full, input.timezone) !== today) return { kind: 'full', reason: `today is full_day (${input.fullDay})` };
+    return { kind: 'incremental', reason: `today is full_day (${input.fullDay}) but a full backup was already made today (${full.toISOString()})` };
+  }
+  return {
+    kind: 'incremental',
+    reason: `the newest full backup is from ${full.toISOString()} (${days(ageMs)} old) and today is not full_day (${input.fullDay})`,
+  };
+}
+
+export function weekday(date: Date, timeZone: string): string {
+  return new Intl.DateTimeFormat('en-US', { timeZone, weekday: 'short' }).format(date).toLowerCase();
+}
+
+function localDate(date: Date, timeZone: string): string {
+  return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(date);
+}
+
+function days(ms: number): string {
+  const hours = ms / 3_600_000;
+  return hours < 48 ? `${hours.toFixed(1)} h` : `${(hours / 24).toFixed(1)} d`;
+}

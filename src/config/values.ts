@@ -1,0 +1,92 @@
+// Parsers for the value types of backup-agent.ini. Each takes the raw string from the file and
+// says, when it fails, what is allowed: the loader prefixes the file, section.key and value.
+import { Cron } from 'croner';
+import { z } from 'zod';
+import { parseRsyncUrl } from '../target/rsync-url.js';
+
+const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
+
+export const duration = z
+  .string()
+  .regex(/^\d+[smhdw]$/, 'expected a whole number and a unit (s, m, h, d or w), e.g. 8d or 36h')
+  .transform((text) => Number(text.slice(0, -1)) * UNIT_MS[text.slice(-1) as keyof typeof UNIT_MS]);
+
+export const boolean = z
+  .string()
+  .refine((text) => /^(true|false|yes|no|on|off|1|0)$/i.test(text), 'expected true or false')
+  .transform((text) => /^(true|yes|on|1)$/i.test(text));
+
+export function integer(min: number, max: number) {
+  return z
+    .string()
+    .regex(/^\d+$/, `expected a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `expected a whole number from ${min} to ${max}`);
+}
+
+export function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z
+    .string()
+    .refine((text) => values.includes(text), `must be one of: ${values.join(', ')}`)
+    .transform((text) => text as T[number]);
+}
+
+export const absolutePath = z
+  .string()
+  .refine((text) => text.startsWith('/') && !/\s/.test(text), 'expected an absolute path without spaces');
+
+/** Empty means "use the built-in default location", decided where the value is used. */
+export const optionalAbsolutePath = z
+  .string()
+  .refine((text) => text === '' || (text.startsWith('/') && !/\s/.test(text)), 'expected empty or an absolute path');
+
+export function nameList(what: string) {
+  return z
+    .string()
+    .transform((text) => text.split(/[\s,]+/).filter((name) => name !== ''))
+    .refine(
+      (names) => names.every((name) => /^[A-Za-z0-9_$-]{1,64}$/.test(name)),
+      `expected ${what} names separated by commas or spaces (letters, digits, _ $ -)`,
+    );
+}
+
+export const cronExpression = z.string().refine((text) => {
+  try {
+    new Cron(text, { paused: true });
+    return true;
+  } catch {
+    return false;
+  }
+}, 'expected a cron expression of 5 fields (minute hour day-of-month month day-of-week), e.g. 15 23 * * *');
+
+export const timeZone = z.string().refine((text) => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: text });
+    return true;
+  } catch {
+    return false;
+  }
+}, 'expected an IANA time zone such as UTC or Europe/Tallinn');
+
+export const rsyncUrl = z.string().transform((text, context) => {
+  const url = parseRsyncUrl(text);
+  if (url === null) {
+    context.addIssue({
+      code: 'custom',
+      message: 'expected rsync://user@host[:port]/path (relative to the login home) or rsync://user@host[:port]//absolute/path',
+    });
+    return z.NEVER;
+  }
+  return url;
+});
+
+export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
+export type Weekday = (typeof WEEKDAYS)[number];
+
+export const hostPort = z
+  .string()
+  .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:8088');
+
+export const gpgKeyId = z
+  .string()
+  .refine((text) => text === '' || /^(0x)?[0-9A-Fa-f]{8,40}$/.test(text), 'expected a key id or fingerprint in hex');

@@ -1,0 +1,67 @@
+// The vocabulary every module shares. Leaf module: imports nothing from the project.
+
+export const SOURCE_KINDS = ['mysql', 'influxdb'] as const;
+export type SourceKind = (typeof SOURCE_KINDS)[number];
+
+export type BackupKind = 'full' | 'incremental';
+
+/** One backup set on the target, as duplicity's collection status reports it. */
+export interface BackupSet {
+  readonly kind: BackupKind;
+  readonly time: Date;
+  readonly volumes: number;
+  readonly encrypted: boolean;
+}
+
+/** A full backup and the incrementals that depend on it. */
+export interface Chain {
+  readonly sets: readonly BackupSet[];
+  /** false for duplicity's `chain-no-sig` blocks: older chains whose signatures are gone. */
+  readonly complete: boolean;
+}
+
+export interface ChainStatus {
+  readonly chains: readonly Chain[];
+  readonly orphanedSets: number;
+  readonly incompleteSets: number;
+}
+
+/** Full or incremental, and the sentence that explains why; logged and shown by --dry-run. */
+export interface KindDecision {
+  readonly kind: BackupKind;
+  readonly reason: string;
+}
+
+export interface ManifestFile {
+  readonly name: string;
+  readonly size: number;
+  readonly sha256: string;
+}
+
+/** What a finished, checked dump left in its staging directory. */
+export interface DumpResult {
+  readonly source: SourceKind;
+  readonly dir: string;
+  readonly files: readonly ManifestFile[];
+  readonly bytes: number;
+  readonly startedAt: Date;
+  readonly finishedAt: Date;
+}
+
+export type SourceOutcome =
+  | {
+      readonly source: SourceKind;
+      readonly result: 'ok';
+      readonly kind: BackupKind;
+      readonly bytesDumped: number;
+      readonly bytesUploaded: number | null;
+      readonly durationMs: number;
+    }
+  | {
+      readonly source: SourceKind;
+      readonly result: 'failed';
+      readonly stage: 'dump' | 'upload' | 'retention' | 'resume';
+      readonly error: string;
+      readonly bytesDumped: number;
+      readonly durationMs: number;
+    };

@@ -1,0 +1,92 @@
+// duplicity command lines as data: pure builders, one per operation, for 0.8 and 3.x.
+// Secrets never appear here: the passphrase travels in the PASSPHRASE environment variable.
+import type { BackupKind } from '../domain.js';
+import { type RsyncUrl, formatRsyncUrl } from '../target/rsync-url.js';
+import { type SshAccess, sshOptions } from '../target/ssh.js';
+import { type DuplicityVersion, isModernDuplicity } from './version.js';
+
+export type Encryption =
+  | { readonly mode: 'none' }
+  | { readonly mode: 'symmetric' }
+  | { readonly mode: 'pubkey'; readonly key: string };
+
+export interface DuplicitySettings extends SshAccess {
+  readonly version: DuplicityVersion;
+  /** duplicity's --archive-dir; each source has its own --name inside it. */
+  readonly archiveDir: string;
+  readonly name: string;
+  readonly url: RsyncUrl;
+  readonly encryption: Encryption;
+  readonly volumeSizeMb: number;
+  /** Volumes are built here before upload: /tmp may be a small tmpfs (Debian 13). */
+  readonly tempDir: string;
+}
+
+type Argv = readonly [string, ...string[]];
+
+function commonOptions(settings: DuplicitySettings): string[] {
+  const encryption =
+    settings.encryption.mode === 'none'
+      ? ['--no-encryption']
+      : settings.encryption.mode === 'pubkey'
+        ? // The operator named the key in the config: that is the trust decision, gpg need not ask for one.
+          ['--encrypt-key', settings.encryption.key, '--gpg-options=--trust-model=always']
+        : [];
+  return [
+    '--archive-dir',
+    settings.archiveDir,
+    '--name',
+    settings.name,
+    // Default is 5 tries with 30 s back-off: a dead target would hold the run for minutes.
+    '--num-retries',
+    '2',
+    `--ssh-options=${sshOptions(settings).join(' ')}`,
+    '--tempdir',
+    settings.tempDir,
+    ...encryption,
+  ];
+}
+
+export function backupCommand(settings: DuplicitySettings, kind: BackupKind, sourceDir: string): Argv {
+  const modern = isModernDuplicity(settings.version);
+  return [
+    'duplicity',
+    kind === 'full' ? 'full' : 'incremental',
+    ...commonOptions(settings),
+    '--volsize',
+    String(settings.volumeSizeMb),
+    // 3.x picks rsync blocks of sqrt(file size): 3.6x larger incrementals for scattered row changes
+    // in a plain dump. 2048 is what 0.8 effectively uses.
+    '--max-blocksize',
+    '2048',
+    // 0.8 only: build the next volume while the previous one uploads (3.x uses --concurrency instead).
+    ...(modern ? [] : ['--asynchronous-upload']),
+    sourceDir,
+    formatRsyncUrl(settings.url),
+  ];
+}
+
+export function collectionStatusCommand(settings: DuplicitySettings): Argv {
+  return ['duplicity', 'collection-status', ...commonOptions(settings), '--log-fd', '3', formatRsyncUrl(settings.url)];
+}
+
+export function removeAllButNFullCommand(settings: DuplicitySettings, keepFull: number): Argv {
+  return ['duplicity', 'remove-all-but-n-full', String(keepFull), '--force', ...commonOptions(settings), formatRsyncUrl(settings.url)];
+}
+
+export function cleanupCommand(settings: DuplicitySettings): Argv {
+  return ['duplicity', 'cleanup', '--force', ...commonOptions(settings), formatRsyncUrl(settings.url)];
+}
+
+/** Restores the whole backup at `time` (duplicity time syntax) into an empty directory. */
+export function restoreCommand(settings: DuplicitySettings, time: string, destination: string): Argv {
+  return ['duplicity', 'restore', '--time', time, ...commonOptions(settings), formatRsyncUrl(settings.url), destination];
+}
+
+/**
+ * Environment for every duplicity call. PASSPHRASE is always set: the real passphrase for symmetric
+ * mode, empty otherwise, because without it duplicity prompts and dies on a closed stdin (rc 30).
+ */
+export function duplicityEnvironment(passphrase: string, gnupgHome: string): Record<string, string> {
+  return { PASSPHRASE: passphrase, GNUPGHOME: gnupgHome };
+}

@@ -1,0 +1,69 @@
+// Turns duplicity's stderr into a cause the operator can act on (texts from duplicity-facts §1, §6, §10).
+import { BackupFailedError } from '../errors.js';
+import type { CommandFailedError } from '../system/run-command.js';
+
+interface Cause {
+  readonly pattern: RegExp;
+  readonly cause: string;
+  readonly hint: string;
+}
+
+const CAUSES: readonly Cause[] = [
+  {
+    pattern: /Host key verification failed/,
+    cause: "the target's host key is not in known_hosts (or it changed)",
+    hint: 'as root: ssh-keyscan -p PORT HOST >> the file named by target.known_hosts, after checking the fingerprint',
+  },
+  {
+    pattern: /Permission denied \(publickey|Permission denied, please try again/,
+    cause: 'the target refused the ssh key',
+    hint: "add the public half of target.ssh_key to the target account's ~/.ssh/authorized_keys",
+  },
+  {
+    pattern: /Connection refused|Connection timed out|No route to host|Could not resolve hostname|Network is unreachable|Connection closed by|connect to host/,
+    cause: 'the target is unreachable',
+    hint: 'check that the host is up, its sshd listens on the port in target.url, and the network allows it',
+  },
+  {
+    pattern: /change_dir .* failed: No such file or directory/,
+    cause: 'the directory does not exist on the target',
+    hint: 'create the base directory of target.url on the target',
+  },
+  {
+    pattern: /Another duplicity instance is already running/,
+    cause: 'another duplicity is using the same cache (a previous run may still be going)',
+    hint: 'wait for it to finish; if none is running, remove the lockfile in agent.cache_dir',
+  },
+  {
+    pattern: /Bad session key|decryption failed: Bad/,
+    cause: 'wrong passphrase for these backups',
+    hint: 'target.passphrase_file must hold the passphrase the backups were made with',
+  },
+  {
+    pattern: /No secret key/,
+    cause: 'the secret key needed to decrypt is not in target.gnupg_home',
+    hint: 'import the secret key (kept off-host) into target.gnupg_home for restores',
+  },
+  {
+    pattern: /Unusable public key|No public key|public key not found/,
+    cause: 'the public key of target.encrypt_key is not usable',
+    hint: 'import it: gpg --homedir GNUPG_HOME --import key.asc (as the backup user)',
+  },
+  {
+    pattern: /No space left on device/,
+    cause: 'a disk is full (the cache/tmp here or the target)',
+    hint: 'free space, then run again: duplicity resumes the interrupted upload',
+  },
+];
+
+export function explainDuplicityFailure(what: string, error: CommandFailedError): BackupFailedError {
+  const stderr = error.result.stderrTail.join('\n');
+  const known = CAUSES.find((candidate) => candidate.pattern.test(stderr));
+  const detail = lastMeaningfulLine(error.result.stderrTail) ?? `exit code ${error.result.exitCode}`;
+  return new BackupFailedError(`${what} failed: ${known?.cause ?? 'duplicity failed'}: ${detail}`, known?.hint, { cause: error });
+}
+
+function lastMeaningfulLine(lines: readonly string[]): string | undefined {
+  const meaningful = lines.filter((line) => line.trim() !== '' && !/^Attempt .* failed|^Giving up|^Traceback|^\s+File "/.test(line));
+  return meaningful.at(-1)?.trim();
+}

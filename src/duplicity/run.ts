@@ -1,0 +1,49 @@
+// Runs duplicity operations and turns their failures into operator-facing errors. Command lines
+// come from command.ts; this file only adds the environment and the reading of results.
+import type { BackupKind, ChainStatus } from '../domain.js';
+import { CommandFailedError, type CommandRunner } from '../system/run-command.js';
+import { formatRsyncUrl } from '../target/rsync-url.js';
+import { parseCollectionStatus } from './collection-status.js';
+import { type DuplicitySettings, backupCommand, cleanupCommand, collectionStatusCommand, removeAllButNFullCommand } from './command.js';
+import { explainDuplicityFailure } from './failures.js';
+import { uploadedBytes } from './statistics.js';
+
+export class Duplicity {
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly settings: DuplicitySettings,
+    private readonly env: Readonly<Record<string, string>>,
+  ) {}
+
+  get url(): string {
+    return formatRsyncUrl(this.settings.url);
+  }
+
+  async chainStatus(): Promise<ChainStatus> {
+    const result = await this.run(`reading the backup chain at ${this.url}`, collectionStatusCommand(this.settings), true);
+    return parseCollectionStatus(result.fd3);
+  }
+
+  /** Uploads `sourceDir`; returns the bytes that reached the target, when duplicity reports them. */
+  async backup(kind: BackupKind, sourceDir: string): Promise<number | null> {
+    const result = await this.run(`${kind} upload to ${this.url}`, backupCommand(this.settings, kind, sourceDir), false);
+    return uploadedBytes(result.stdoutTail);
+  }
+
+  async removeAllButNFull(keep: number): Promise<void> {
+    await this.run(`removing chains beyond the newest ${keep} at ${this.url}`, removeAllButNFullCommand(this.settings, keep), false);
+  }
+
+  async cleanup(): Promise<void> {
+    await this.run(`cleanup at ${this.url}`, cleanupCommand(this.settings), false);
+  }
+
+  private async run(what: string, argv: readonly [string, ...string[]], captureFd3: boolean) {
+    try {
+      return await this.runner.run({ argv, env: this.env, captureFd3, stdout: 'tail' });
+    } catch (error) {
+      if (error instanceof CommandFailedError && error.signal === undefined) throw explainDuplicityFailure(what, error);
+      throw error;
+    }
+  }
+}

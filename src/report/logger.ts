@@ -1,0 +1,23 @@
+// pino: JSON lines for journald when stdout is not a terminal, readable lines when it is.
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger };
+
+export interface LoggerOptions {
+  readonly level?: string;
+  /** Commands whose stdout is their output (list, check) log to stderr instead. */
+  readonly toStderr?: boolean;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const fd = options.toStderr ? 2 : 1;
+  const level = options.level ?? process.env['BACKUP_AGENT_LOG_LEVEL'] ?? 'info';
+  const base = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
+  const isTerminal = fd === 1 ? process.stdout.isTTY : process.stderr.isTTY;
+  if (isTerminal) {
+    // Synchronous on purpose: no worker thread, and nothing is lost when the process exits.
+    return pino(base, pretty({ destination: fd, sync: true, colorize: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss' }));
+  }
+  return pino(base, pino.destination({ fd, sync: true }));
+}

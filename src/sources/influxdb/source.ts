@@ -1,0 +1,87 @@
+// InfluxDB 1.x: `influxd backup -portable` per database into its own subdirectory. influxd retries
+// a dead server for about four minutes, so reachability is checked first.
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../../config/schema.js';
+import { BackupFailedError, errorMessage } from '../../errors.js';
+import { CommandFailedError, type CommandRunner } from '../../system/run-command.js';
+import { probeTcp } from '../../system/tcp-probe.js';
+import type { DataSource, PlannedCommand } from '../source.js';
+import { backupCommand, metastoreBackupCommand, versionCommand } from './commands.js';
+
+export class InfluxdbSource implements DataSource {
+  readonly kind = 'influxdb';
+  readonly databases: readonly string[];
+  private readonly host: string;
+
+  constructor(config: Config['influxdb']) {
+    this.databases = config.databases;
+    this.host = config.host;
+  }
+
+  async preflight(): Promise<void> {
+    const separator = this.host.lastIndexOf(':');
+    try {
+      await probeTcp(this.host.slice(0, separator), Number(this.host.slice(separator + 1)));
+    } catch (error) {
+      throw new BackupFailedError(
+        `influxdb is not reachable at ${this.host}: ${errorMessage(error)}`,
+        `is influxd running, and is bind-address = "${this.host}" in /etc/influxdb/influxdb.conf?`,
+      );
+    }
+  }
+
+  async verifyAccess(runner: CommandRunner, scratch: string): Promise<string> {
+    await this.preflight();
+    const dir = await mkdtemp(join(scratch, 'influx-check-'));
+    try {
+      await runner.run({ argv: metastoreBackupCommand(this.host, dir) });
+    } catch (error) {
+      if (!(error instanceof CommandFailedError)) throw error;
+      throw new BackupFailedError(`influxd backup of the metastore from ${this.host} failed: ${error.result.stderrTail.at(-1) ?? ''}`, 'check the influxd log', { cause: error });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    return `influxd answers at ${this.host} and its metastore can be backed up`;
+  }
+
+  dumpCommands(dir: string): PlannedCommand[] {
+    return this.databases.map((database) => ({ argv: backupCommand(this.host, database, join(dir, database)) }));
+  }
+
+  async dump(runner: CommandRunner, dir: string): Promise<void> {
+    for (const database of this.databases) {
+      const target = join(dir, database);
+      try {
+        await runner.run({ argv: backupCommand(this.host, database, target) });
+      } catch (error) {
+        if (!(error instanceof CommandFailedError)) throw error;
+        const output = error.result.stderrTail.join('\n');
+        // influxd answers an unknown database with a bare EOF (dump-facts §6).
+        const cause = /backup failed: EOF|backup: EOF/.test(output)
+          ? `database ${database} does not exist on ${this.host}`
+          : (error.result.stderrTail.at(-1) ?? `exit code ${error.result.exitCode}`);
+        throw new BackupFailedError(`influxdb backup of ${database} failed: ${cause}`, 'check influxdb.databases and the influxd log', { cause: error });
+      }
+      await checkPortableBackup(database, target);
+    }
+  }
+
+  async toolVersions(runner: CommandRunner): Promise<Record<string, string>> {
+    const result = await runner.run({ argv: versionCommand(), stdout: 'capture' });
+    return { influxd: result.stdout.trim() };
+  }
+}
+
+/** A portable backup is a .manifest, a .meta and one .tar.gz per shard; none may be empty. */
+async function checkPortableBackup(database: string, dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const empty: string[] = [];
+  for (const name of names) if ((await stat(join(dir, name))).size === 0) empty.push(name);
+  if (!names.some((name) => name.endsWith('.manifest')) || !names.some((name) => name.endsWith('.meta')) || empty.length > 0) {
+    throw new BackupFailedError(
+      `influxdb backup of ${database} is incomplete: ${dir} holds ${names.length === 0 ? 'nothing' : names.join(', ')}${empty.length > 0 ? ` (empty: ${empty.join(', ')})` : ''}`,
+      'influxd exited 0 without writing a complete portable backup; check the influxd log',
+    );
+  }
+}

@@ -1,0 +1,28 @@
+// mariadb-dump command lines. --defaults-file must come first (the client rejects it elsewhere)
+// and makes the dump immune to other option files, ~/.my.cnf included.
+import type { Argv } from '../source.js';
+
+export function dumpCommand(program: string, optionFile: string, database: string): Argv {
+  return [
+    program,
+    `--defaults-file=${optionFile}`,
+    // One consistent snapshot for InnoDB, without needing LOCK TABLES on every table.
+    '--single-transaction',
+    // Tablespace information needs the PROCESS privilege, which the backup grant does not have.
+    '--no-tablespaces',
+    // Unchanged data gives a byte-identical dump, so daily incrementals stay small.
+    '--skip-dump-date',
+    '--order-by-primary',
+    '--quick',
+    database,
+  ];
+}
+
+/** Schema only, to /dev/null: connection, password, grant and views are all exercised. */
+export function accessCheckCommand(program: string, optionFile: string, database: string): Argv {
+  return [program, `--defaults-file=${optionFile}`, '--single-transaction', '--no-tablespaces', '--no-data', `--result-file=/dev/null`, database];
+}
+
+export function versionCommand(program: string): Argv {
+  return [program, '--version'];
+}

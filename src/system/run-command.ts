@@ -1,0 +1,132 @@
+// The one place that starts programs. Argument arrays only (never a shell), secrets only through
+// the environment or files, every command logged with its duration and exit code, and the tail of
+// stderr kept for the error message. Children get a parent-death signal so that a kill -9 of the
+// agent does not leave a duplicity or a dump running on its own.
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { execa } from 'execa';
+import type { Logger } from 'pino';
+
+export interface CommandSpec {
+  readonly argv: readonly [string, ...string[]];
+  /** Added to the agent's environment; values are never logged. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** 'capture' keeps all of stdout (small outputs only); a file path receives it directly from the child. */
+  readonly stdout?: 'capture' | 'tail' | { readonly file: string };
+  /** Read file descriptor 3 of the child (duplicity --log-fd 3). */
+  readonly captureFd3?: boolean;
+  /** Drop to this uid/gid for the child only (root restores run duplicity as the backup user). */
+  readonly runAs?: { readonly uid: number; readonly gid: number };
+  /** Exit codes that are not failures. Default [0]. */
+  readonly okExitCodes?: readonly number[];
+  readonly cwd?: string;
+}
+
+export interface CommandResult {
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly fd3: string;
+  readonly stderrTail: readonly string[];
+  readonly stdoutTail: readonly string[];
+  readonly durationMs: number;
+}
+
+export class CommandFailedError extends Error {
+  constructor(
+    readonly command: string,
+    readonly result: CommandResult,
+    readonly signal: string | undefined,
+  ) {
+    const how = signal === undefined ? `exit code ${result.exitCode}` : `signal ${signal}`;
+    const tail = result.stderrTail.length > 0 ? `\n${result.stderrTail.join('\n')}` : '';
+    super(`${command} failed with ${how}${tail}`);
+    this.name = 'CommandFailedError';
+  }
+}
+
+const TAIL_LINES = 25;
+const KILL_GRACE_MS = 10_000;
+
+export class CommandRunner {
+  constructor(
+    private readonly logger: Logger,
+    private readonly cancel: AbortSignal,
+    /** Values masked wherever the runner prints: argv and stderr. */
+    private readonly secrets: readonly string[] = [],
+  ) {}
+
+  /** Runs the command to completion; throws CommandFailedError for an exit code outside okExitCodes. */
+  async run(spec: CommandSpec): Promise<CommandResult> {
+    const shown = this.display(spec.argv);
+    const started = Date.now();
+    this.logger.debug({ argv: shown }, 'starting %s', spec.argv[0]);
+    const stdoutOption = spec.stdout === undefined || spec.stdout === 'tail' || spec.stdout === 'capture' ? 'pipe' : { file: spec.stdout.file };
+    const [file, ...args] = this.wrapper(spec);
+    const child = execa(file, args, {
+      stdio: spec.captureFd3 ? ['ignore', stdoutOption, 'pipe', 'pipe'] : ['ignore', stdoutOption, 'pipe'],
+      env: { ...spec.env, LC_ALL: 'C.UTF-8' },
+      extendEnv: true,
+      buffer: false,
+      reject: false,
+      cancelSignal: this.cancel,
+      forceKillAfterDelay: KILL_GRACE_MS,
+      cwd: spec.cwd,
+    });
+    const stderrTail = keepTail(child.stderr);
+    const stdoutCapture = spec.stdout === 'capture' ? collect(child.stdout) : Promise.resolve('');
+    const stdoutTail = spec.stdout === 'tail' || spec.stdout === undefined ? keepTail(child.stdout) : Promise.resolve([]);
+    const fd3 = spec.captureFd3 ? collect(child.stdio[3] as Readable | null) : Promise.resolve('');
+    const outcome = await child;
+    const result: CommandResult = {
+      exitCode: outcome.exitCode ?? 128,
+      stdout: await stdoutCapture,
+      fd3: await fd3,
+      stderrTail: (await stderrTail).map((line) => this.redact(line)),
+      stdoutTail: (await stdoutTail).map((line) => this.redact(line)),
+      durationMs: Date.now() - started,
+    };
+    const ok = outcome.signal === undefined && (spec.okExitCodes ?? [0]).includes(result.exitCode);
+    const fields = { argv: shown, exitCode: result.exitCode, signal: outcome.signal, durationMs: result.durationMs };
+    if (ok) {
+      this.logger.info(fields, '%s finished in %ss', spec.argv[0], seconds(result.durationMs));
+      return result;
+    }
+    this.logger.warn({ ...fields, stderr: result.stderrTail }, '%s failed', spec.argv[0]);
+    throw new CommandFailedError(shown.join(' '), result, outcome.isCanceled ? 'SIGTERM' : outcome.signal);
+  }
+
+  private wrapper(spec: CommandSpec): [string, ...string[]] {
+    const identity = spec.runAs ? [`--reuid=${spec.runAs.uid}`, `--regid=${spec.runAs.gid}`, '--init-groups'] : [];
+    return ['setpriv', '--pdeathsig', 'TERM', ...identity, '--', ...spec.argv];
+  }
+
+  display(argv: readonly string[]): string[] {
+    return argv.map((argument) => this.redact(argument));
+  }
+
+  private redact(text: string): string {
+    return this.secrets.reduce((masked, secret) => (secret === '' ? masked : masked.split(secret).join('***')), text);
+  }
+}
+
+function keepTail(stream: Readable | null): Promise<string[]> {
+  const lines: string[] = [];
+  if (stream === null) return Promise.resolve(lines);
+  const reader = createInterface({ input: stream, crlfDelay: Infinity });
+  reader.on('line', (line) => {
+    lines.push(line);
+    if (lines.length > TAIL_LINES * 2) lines.splice(0, lines.length - TAIL_LINES);
+  });
+  return new Promise((resolve) => reader.on('close', () => resolve(lines.slice(-TAIL_LINES))));
+}
+
+async function collect(stream: Readable | null): Promise<string> {
+  if (stream === null) return '';
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export function seconds(ms: number): string {
+  return (ms / 1000).toFixed(1);
+}

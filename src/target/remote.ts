@@ -1,0 +1,62 @@
+// The agent's own calls to the target (duplicity does not create directories, and its listing has no sizes).
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CommandRunner } from '../system/run-command.js';
+import { type RsyncUrl, rsyncRemoteSpec } from './rsync-url.js';
+import { type SshAccess, rsyncShell } from './ssh.js';
+
+export interface RemoteFile {
+  readonly name: string;
+  readonly size: number;
+}
+
+const PROBE = '.backup-agent-write-test';
+
+/** Creates the directory on the target (duplicity fails with rc 50 when it is missing). */
+export async function ensureRemoteDirectory(runner: CommandRunner, url: RsyncUrl, access: SshAccess, scratch: string): Promise<void> {
+  await withEmptyDirectory(scratch, (empty) =>
+    runner.run({ argv: ['rsync', '--recursive', '--mkpath', '-e', rsyncShell(url, access), `${empty}/`, rsyncRemoteSpec(url, true)] }),
+  );
+}
+
+/** Proves the directory is writable: uploads a probe file, then deletes exactly that file. */
+export async function probeRemoteWrite(runner: CommandRunner, url: RsyncUrl, access: SshAccess, scratch: string): Promise<void> {
+  const shell = rsyncShell(url, access);
+  await withEmptyDirectory(scratch, async (dir) => {
+    const probe = join(dir, PROBE);
+    await writeFile(probe, 'written by backup-agent check; safe to delete\n');
+    await runner.run({ argv: ['rsync', '-e', shell, probe, rsyncRemoteSpec(url, true)] });
+    await rm(probe);
+    // Only the probe is included, so --delete can remove nothing else.
+    await runner.run({
+      argv: ['rsync', '--recursive', '--delete', `--include=/${PROBE}`, '--exclude=*', '-e', shell, `${dir}/`, rsyncRemoteSpec(url, true)],
+    });
+  });
+}
+
+export async function listRemoteFiles(runner: CommandRunner, url: RsyncUrl, access: SshAccess): Promise<RemoteFile[]> {
+  const result = await runner.run({
+    argv: ['rsync', '--list-only', '--no-human-readable', '-e', rsyncShell(url, access), rsyncRemoteSpec(url, true)],
+    stdout: 'capture',
+  });
+  return parseListing(result.stdout);
+}
+
+/** rsync --list-only lines: "-rw-r--r--        1234 2026/11/25 09:00:00 name". */
+export function parseListing(text: string): RemoteFile[] {
+  const files: RemoteFile[] = [];
+  for (const line of text.split('\n')) {
+    const match = /^-\S+\s+(\d+)\s+\S+\s+\S+\s+(.+)$/.exec(line);
+    if (match?.[1] !== undefined && match[2] !== undefined) files.push({ name: match[2], size: Number(match[1]) });
+  }
+  return files;
+}
+
+async function withEmptyDirectory<T>(scratch: string, use: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(scratch, 'empty-'));
+  try {
+    return await use(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,25 @@
+// How the agent reaches the target over ssh, for duplicity and for its own rsync calls alike.
+import type { RsyncUrl } from './rsync-url.js';
+
+export interface SshAccess {
+  readonly sshKey: string;
+  readonly knownHosts: string;
+}
+
+export function sshOptions(access: SshAccess): string[] {
+  return [
+    `-oIdentityFile=${access.sshKey}`,
+    `-oUserKnownHostsFile=${access.knownHosts}`,
+    // A changed or unknown host key is an attack or a misconfiguration: refuse, never prompt.
+    '-oStrictHostKeyChecking=yes',
+    '-oIdentitiesOnly=yes',
+    '-oConnectTimeout=20',
+    '-oServerAliveInterval=30',
+    '-oServerAliveCountMax=4',
+  ];
+}
+
+/** rsync's -e value. rsync splits it on spaces itself (no shell), so paths must not contain spaces. */
+export function rsyncShell(url: RsyncUrl, access: SshAccess): string {
+  return ['ssh', ...(url.port === null ? [] : ['-p', String(url.port)]), '-oBatchMode=yes', ...sshOptions(access)].join(' ');
+}
