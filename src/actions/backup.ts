@@ -2,7 +2,8 @@
 // that fails does not stop the others; the run fails (exit 1) if any source failed.
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { BackupKind, KindDecision, SourceOutcome } from '../domain.js';
+import type { BackupKind, ChainStatus, KindDecision, SourceOutcome } from '../domain.js';
+import type { DuplicitySettings } from '../duplicity/command.js';
 import { Duplicity } from '../duplicity/run.js';
 import { AgentError, BackupFailedError, InterruptedError, errorMessage } from '../errors.js';
 import { formatBytes } from '../report/format.js';
@@ -37,6 +38,7 @@ export async function runBackup(context: AgentContext, request: BackupRequest): 
   await ensureWritableDirectory(config.agent.cache_dir, 'agent.cache_dir');
   await ensureWritableDirectory(config.agent.staging_dir, 'agent.staging_dir');
   await ensureWritableDirectory(scratchDirectory(config), 'agent.cache_dir');
+  await ensureWritableDirectory(config.target.gnupg_home, 'target.gnupg_home');
   const lock = await acquireRunLock(lockPath(config.agent.cache_dir), request.trigger);
   try {
     if (config.target.encryption === 'none') {
@@ -88,11 +90,8 @@ async function backupSource(context: AgentContext, source: DataSource, requested
     log.info({ bytes: bytesDumped, files: source.databases }, '%s dump complete and checked (%s); the previous dump was replaced', source.kind, formatBytes(bytesDumped));
 
     stage = 'upload';
-    await ensureRemoteDirectory(runner, settings.url, settings, scratchDirectory(config)).catch((error: unknown) => {
-      throw new BackupFailedError(`cannot create ${duplicity.url} on the target: ${errorMessage(error)}`, 'check target.url, target.ssh_key and target.known_hosts with: backup-agent check', { cause: error });
-    });
     const decision = decideKind({
-      status: await duplicity.chainStatus(),
+      status: await chainStatusCreatingDirectory(context, duplicity, settings),
       now: new Date(),
       fullDay: config.agent.full_day,
       timezone: config.agent.timezone,
@@ -114,6 +113,17 @@ async function backupSource(context: AgentContext, source: DataSource, requested
   }
 }
 
+/** The chain status; a missing directory on the target is created and means "no chain yet". */
+async function chainStatusCreatingDirectory(context: AgentContext, duplicity: Duplicity, settings: DuplicitySettings): Promise<ChainStatus> {
+  const { status, directoryExists } = await duplicity.chainStatusIfPresent();
+  if (directoryExists) return status;
+  context.logger.info({ source: settings.name }, 'creating %s on the target', duplicity.url);
+  await ensureRemoteDirectory(context.runner, settings.url, settings, scratchDirectory(context.config)).catch((error: unknown) => {
+    throw new BackupFailedError(`cannot create ${duplicity.url} on the target: ${errorMessage(error)}`, 'check target.url and the rights of the target account', { cause: error });
+  });
+  return status;
+}
+
 async function upload(context: AgentContext, source: DataSource, duplicity: Duplicity, staging: StagingArea, decision: KindDecision): Promise<number | null> {
   const cacheDir = context.config.agent.cache_dir;
   await markUploadStarted(cacheDir, source.kind, decision.kind);
@@ -131,7 +141,9 @@ async function resumeInterruptedUpload(context: AgentContext, source: DataSource
     await markUploadFinished(context.config.agent.cache_dir, source.kind);
     return;
   }
-  log.warn({ interrupted }, 'the %s upload started %s was interrupted; running it again on the same dump so duplicity resumes it', interrupted.kind, interrupted.startedAt);
+  // A new dump must not be mixed into a half-uploaded set: duplicity's restart continues from the
+  // last volume, so the rest must come from the very same files.
+  log.warn({ interrupted }, 'the %s upload started %s did not complete; running it again on the same dump so duplicity resumes it', interrupted.kind, interrupted.startedAt);
   await upload(context, source, duplicity, staging, { kind: interrupted.kind, reason: 'resuming an interrupted upload' });
   await duplicity.cleanup();
 }

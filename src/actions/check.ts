@@ -50,6 +50,7 @@ export async function runChecks(config: Config, logger: Logger, cancel: AbortSig
   });
   await check('cache directory', async () => {
     await ensureWritableDirectory(scratchDirectory(config), 'agent.cache_dir');
+    await ensureWritableDirectory(config.target.gnupg_home, 'target.gnupg_home');
     return `${config.agent.cache_dir} is writable`;
   });
   const encryptionOk = await check('encryption', () => checkEncryption(config, runner));

@@ -43,6 +43,7 @@ export function duplicitySettings(context: AgentContext, source: SourceKind): Du
     url: childUrl(target.url, source),
     sshKey: target.ssh_key,
     knownHosts: target.known_hosts,
+    controlDir: agent.cache_dir,
     encryption: encryption(context.config),
     volumeSizeMb: target.volume_size,
     tempDir: scratchDirectory(context.config),

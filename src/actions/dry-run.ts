@@ -30,7 +30,8 @@ async function planSource(context: AgentContext, source: DataSource, requested: 
   let decision: SourcePlan['decision'];
   try {
     decision = decideKind({
-      status: await duplicity.chainStatus(),
+      // A missing directory is created by a real run and starts a chain, which is what the plan shows.
+      status: (await duplicity.chainStatusIfPresent()).status,
       now: new Date(),
       fullDay: config.agent.full_day,
       timezone: config.agent.timezone,

@@ -18,7 +18,7 @@ export interface SourceListing {
 export async function listRestorePoints(context: AgentContext, source: SourceKind): Promise<SourceListing> {
   const settings = duplicitySettings(context, source);
   const duplicity = new Duplicity(context.runner, settings, duplicityEnv(context));
-  const status = await duplicity.chainStatus();
+  const { status } = await duplicity.chainStatusIfPresent();
   const files = status.chains.length === 0 ? [] : await listRemoteFiles(context.runner, settings.url, settings);
   const sizes = sizeBySetTime(files);
   return {

@@ -30,11 +30,7 @@ export function decideKind(input: KindInput): KindDecision {
   if (ageMs > input.maxFullAgeMs) {
     return { kind: 'full', reason: `the newest full backup (${full.toISOString()}) is ${days(ageMs)} old, more than max_full_age (${days(input.maxFullAgeMs)})` };
   }
-  const today = localDate(input.now, input.timezone);
-  if (weekday(input.now, input.timezone) === input.fullDay) {
-    if (localDate(full, input.timezone) !== today) return { kind: 'full', reason: `today is full_day (${input.fullDay})` };
-    return { kind: 'incremental', reason: `today is full_day (${input.fullDay}) but a full backup was already made today (${full.toISOString()})` };
-  }
+  if (weekday(input.now, input.timezone) === input.fullDay) return { kind: 'full', reason: `today is full_day (${input.fullDay})` };
   return {
     kind: 'incremental',
     reason: `the newest full backup is from ${full.toISOString()} (${days(ageMs)} old) and today is not full_day (${input.fullDay})`,
@@ -43,10 +39,6 @@ export function decideKind(input: KindInput): KindDecision {
 
 export function weekday(date: Date, timeZone: string): string {
   return new Intl.DateTimeFormat('en-US', { timeZone, weekday: 'short' }).format(date).toLowerCase();
-}
-
-function localDate(date: Date, timeZone: string): string {
-  return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(date);
 }
 
 function days(ms: number): string {

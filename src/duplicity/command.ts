@@ -24,7 +24,10 @@ export interface DuplicitySettings extends SshAccess {
 
 type Argv = readonly [string, ...string[]];
 
-function commonOptions(settings: DuplicitySettings): string[] {
+/** A status read fails fast; an upload survives a short network hiccup. */
+type Retries = 'fail-fast' | 'patient';
+
+function commonOptions(settings: DuplicitySettings, retries: Retries): string[] {
   const encryption =
     settings.encryption.mode === 'none'
       ? ['--no-encryption']
@@ -38,8 +41,7 @@ function commonOptions(settings: DuplicitySettings): string[] {
     '--name',
     settings.name,
     // Default is 5 tries with 30 s back-off: a dead target would hold the run for minutes.
-    '--num-retries',
-    '2',
+    ...(retries === 'fail-fast' ? ['--num-retries', '1'] : ['--num-retries', '3', '--backend-retry-delay', '10']),
     `--ssh-options=${sshOptions(settings).join(' ')}`,
     '--tempdir',
     settings.tempDir,
@@ -52,7 +54,7 @@ export function backupCommand(settings: DuplicitySettings, kind: BackupKind, sou
   return [
     'duplicity',
     kind === 'full' ? 'full' : 'incremental',
-    ...commonOptions(settings),
+    ...commonOptions(settings, 'patient'),
     '--volsize',
     String(settings.volumeSizeMb),
     // 3.x picks rsync blocks of sqrt(file size): 3.6x larger incrementals for scattered row changes
@@ -67,20 +69,20 @@ export function backupCommand(settings: DuplicitySettings, kind: BackupKind, sou
 }
 
 export function collectionStatusCommand(settings: DuplicitySettings): Argv {
-  return ['duplicity', 'collection-status', ...commonOptions(settings), '--log-fd', '3', formatRsyncUrl(settings.url)];
+  return ['duplicity', 'collection-status', ...commonOptions(settings, 'fail-fast'), '--log-fd', '3', formatRsyncUrl(settings.url)];
 }
 
 export function removeAllButNFullCommand(settings: DuplicitySettings, keepFull: number): Argv {
-  return ['duplicity', 'remove-all-but-n-full', String(keepFull), '--force', ...commonOptions(settings), formatRsyncUrl(settings.url)];
+  return ['duplicity', 'remove-all-but-n-full', String(keepFull), '--force', ...commonOptions(settings, 'patient'), formatRsyncUrl(settings.url)];
 }
 
 export function cleanupCommand(settings: DuplicitySettings): Argv {
-  return ['duplicity', 'cleanup', '--force', ...commonOptions(settings), formatRsyncUrl(settings.url)];
+  return ['duplicity', 'cleanup', '--force', ...commonOptions(settings, 'patient'), formatRsyncUrl(settings.url)];
 }
 
 /** Restores the whole backup at `time` (duplicity time syntax) into an empty directory. */
 export function restoreCommand(settings: DuplicitySettings, time: string, destination: string): Argv {
-  return ['duplicity', 'restore', '--time', time, ...commonOptions(settings), formatRsyncUrl(settings.url), destination];
+  return ['duplicity', 'restore', '--time', time, ...commonOptions(settings, 'patient'), formatRsyncUrl(settings.url), destination];
 }
 
 /**

@@ -1,6 +1,6 @@
 // Turns duplicity's stderr into a cause the operator can act on (texts from duplicity-facts §1, §6, §10).
 import { BackupFailedError } from '../errors.js';
-import type { CommandFailedError } from '../system/run-command.js';
+import { CommandFailedError } from '../system/run-command.js';
 
 interface Cause {
   readonly pattern: RegExp;
@@ -64,6 +64,12 @@ export function explainDuplicityFailure(what: string, error: CommandFailedError)
 }
 
 function lastMeaningfulLine(lines: readonly string[]): string | undefined {
-  const meaningful = lines.filter((line) => line.trim() !== '' && !/^Attempt .* failed|^Giving up|^Traceback|^\s+File "/.test(line));
+  const meaningful = lines.filter((line) => line.trim() !== '' && !/^=====|^Attempt .* failed|^Giving up|^Traceback|^\s+File "/.test(line));
   return meaningful.at(-1)?.trim();
+}
+
+/** True when duplicity failed only because the directory on the target does not exist yet. */
+export function isMissingTargetDirectory(error: unknown): boolean {
+  const cause = error instanceof BackupFailedError ? error.cause : error;
+  return cause instanceof CommandFailedError && /change_dir .* failed: No such file or directory/.test(cause.result.stderrTail.join('\n'));
 }

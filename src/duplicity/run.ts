@@ -5,7 +5,7 @@ import { CommandFailedError, type CommandRunner } from '../system/run-command.js
 import { formatRsyncUrl } from '../target/rsync-url.js';
 import { parseCollectionStatus } from './collection-status.js';
 import { type DuplicitySettings, backupCommand, cleanupCommand, collectionStatusCommand, removeAllButNFullCommand } from './command.js';
-import { explainDuplicityFailure } from './failures.js';
+import { explainDuplicityFailure, isMissingTargetDirectory } from './failures.js';
 import { uploadedBytes } from './statistics.js';
 
 export class Duplicity {
@@ -22,6 +22,16 @@ export class Duplicity {
   async chainStatus(): Promise<ChainStatus> {
     const result = await this.run(`reading the backup chain at ${this.url}`, collectionStatusCommand(this.settings), true);
     return parseCollectionStatus(result.fd3);
+  }
+
+  /** Like chainStatus, but a directory that does not exist yet on the target simply holds no chain. */
+  async chainStatusIfPresent(): Promise<{ readonly status: ChainStatus; readonly directoryExists: boolean }> {
+    try {
+      return { status: await this.chainStatus(), directoryExists: true };
+    } catch (error) {
+      if (!isMissingTargetDirectory(error)) throw error;
+      return { status: { chains: [], orphanedSets: 0, incompleteSets: 0 }, directoryExists: false };
+    }
   }
 
   /** Uploads `sourceDir`; returns the bytes that reached the target, when duplicity reports them. */

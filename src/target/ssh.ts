@@ -4,6 +4,8 @@ import type { RsyncUrl } from './rsync-url.js';
 export interface SshAccess {
   readonly sshKey: string;
   readonly knownHosts: string;
+  /** Directory for the shared connection's socket (ssh's ControlPath). */
+  readonly controlDir: string;
 }
 
 export function sshOptions(access: SshAccess): string[] {
@@ -16,6 +18,11 @@ export function sshOptions(access: SshAccess): string[] {
     '-oConnectTimeout=20',
     '-oServerAliveInterval=30',
     '-oServerAliveCountMax=4',
+    // duplicity starts one rsync+ssh per file and per listing: one shared connection saves a key
+    // exchange each time. The master closes itself 30 s after its last use.
+    '-oControlMaster=auto',
+    `-oControlPath=${access.controlDir}/ssh-%C`,
+    '-oControlPersist=30',
   ];
 }
 

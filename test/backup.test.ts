@@ -1,0 +1,148 @@
+// The backup pipeline against real MariaDB, InfluxDB, sshd and duplicity: what lands on the target
+// is read back with plain duplicity and compared with the live data.
+import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type AgentHost, INFLUX_DATABASE, MYSQL_DATABASE, makeAgentHost, summaryOf, today } from './harness/agent.js';
+import { restoreWithDuplicity, targetChains } from './harness/duplicity.js';
+import { type InfluxDb, changeInflux, seedInflux, startInfluxDb } from './harness/influxdb.js';
+import { type MariaDb, changeData, seedDatabase, startMariaDb } from './harness/mariadb.js';
+import { fingerprintOfInfluxBackup, fingerprintOfSqlDump, readStagedManifest } from './harness/restore-check.js';
+import { type SshTarget, startSshTarget } from './harness/ssh-target.js';
+
+let mariadb: MariaDb;
+let influx: InfluxDb;
+let target: SshTarget;
+let host: AgentHost;
+
+before(async () => {
+  [mariadb, influx, target] = await Promise.all([startMariaDb(), startInfluxDb(), startSshTarget()]);
+  await seedDatabase(mariadb, MYSQL_DATABASE, 3000);
+  await influx.createDatabase(INFLUX_DATABASE);
+  await seedInflux(influx, INFLUX_DATABASE, 3000);
+  host = await makeAgentHost({ mariadb, influx, target });
+});
+
+after(async () => {
+  await Promise.allSettled([mariadb?.stop(), influx?.stop(), target?.stop(), host?.remove()]);
+});
+
+let fullUploadedBytes = 0;
+
+test('the first run uploads a full backup of each source, and plain duplicity restores exactly the data', async () => {
+  const result = await host.run(['run']);
+  assert.equal(result.exitCode, 0, result.stdout + result.stderr);
+  assert.equal(summaryOf(result, 'mysql')['kind'], 'full');
+  assert.equal(summaryOf(result, 'influxdb')['kind'], 'full');
+  fullUploadedBytes = Number(summaryOf(result, 'mysql')['bytesUploaded']);
+
+  assert.deepEqual((await targetChains(host, target, 'mysql')).chains, [['full']]);
+  assert.deepEqual((await targetChains(host, target, 'influxdb')).chains, [['full']]);
+
+  const mysqlDir = await restoreWithDuplicity(host, target, 'mysql');
+  assert.equal(await fingerprintOfSqlDump(mariadb, mysqlDir, MYSQL_DATABASE), await mariadb.fingerprint(MYSQL_DATABASE));
+  const manifest = await readStagedManifest(mysqlDir);
+  assert.deepEqual(manifest.files.map((file) => file.name), ['agama.sql']);
+
+  const influxDir = await restoreWithDuplicity(host, target, 'influxdb');
+  assert.equal(await fingerprintOfInfluxBackup(influx, influxDir, INFLUX_DATABASE), await influx.fingerprint(INFLUX_DATABASE));
+});
+
+test('unchanged data gives a byte-identical dump', async () => {
+  const before = await readStagedManifest(join(host.stagingDir, 'mysql'));
+  const result = await host.run(['run', '--source', 'mysql']);
+  assert.equal(result.exitCode, 0, result.stdout + result.stderr);
+  const after = await readStagedManifest(join(host.stagingDir, 'mysql'));
+  assert.equal(after.files[0]?.sha256, before.files[0]?.sha256);
+});
+
+test('a run after a data change is incremental, small, and restores the changed data', async () => {
+  await changeData(mariadb, MYSQL_DATABASE, 1);
+  await changeInflux(influx, INFLUX_DATABASE);
+  const result = await host.run(['run']);
+  assert.equal(result.exitCode, 0, result.stdout + result.stderr);
+  assert.equal(summaryOf(result, 'mysql')['kind'], 'incremental');
+  assert.equal(summaryOf(result, 'influxdb')['kind'], 'incremental');
+  const incrementalBytes = Number(summaryOf(result, 'mysql')['bytesUploaded']);
+  assert.ok(incrementalBytes > 0 && incrementalBytes < fullUploadedBytes / 2, `incremental ${incrementalBytes} B vs full ${fullUploadedBytes} B`);
+
+  assert.deepEqual((await targetChains(host, target, 'mysql')).chains, [['full', 'inc', 'inc']]);
+  const mysqlDir = await restoreWithDuplicity(host, target, 'mysql');
+  assert.equal(await fingerprintOfSqlDump(mariadb, mysqlDir, MYSQL_DATABASE), await mariadb.fingerprint(MYSQL_DATABASE));
+  const influxDir = await restoreWithDuplicity(host, target, 'influxdb');
+  assert.equal(await fingerprintOfInfluxBackup(influx, influxDir, INFLUX_DATABASE), await influx.fingerprint(INFLUX_DATABASE));
+});
+
+test('--dry-run prints the decision and every command, and changes nothing', async () => {
+  const before = await target.listFiles('mysql');
+  const staged = await readStagedManifest(join(host.stagingDir, 'mysql'));
+  await changeData(mariadb, MYSQL_DATABASE, 2);
+  const result = await host.run(['run', '--dry-run']);
+  assert.equal(result.exitCode, 0, result.stderr);
+  assert.match(result.stdout, /^mysql: incremental backup \(the newest full backup is from .* and today is not full_day/m);
+  assert.match(result.stdout, /mariadb-dump --defaults-file=\S+ --single-transaction .* agama > \S+\/\.mysql\.new\/agama\.sql/);
+  assert.match(result.stdout, /duplicity incremental .* rsync:\/\/root@127\.0\.0\.1:\d+\/\/\S+\/mysql$/m);
+  assert.match(result.stdout, /^influxdb: incremental backup/m);
+  assert.match(result.stdout, /influxd backup -portable -database telegraf -host 127\.0\.0\.1:\d+ /);
+  assert.deepEqual(await target.listFiles('mysql'), before);
+  assert.deepEqual(await readStagedManifest(join(host.stagingDir, 'mysql')), staged);
+});
+
+test('list shows every restore point with its kind and size', async () => {
+  const result = await host.run(['list', 'mysql']);
+  assert.equal(result.exitCode, 0, result.stderr);
+  const rows = result.stdout.split('\n').filter((line) => /^\s+\d{4}-\d{2}-\d{2} /.test(line));
+  assert.deepEqual(
+    rows.map((row) => row.trim().split(/\s+/)[2]),
+    ['full', 'incremental', 'incremental'],
+  );
+  for (const row of rows) assert.match(row, /\d+(\.\d)? (B|KiB|MiB)$/);
+});
+
+test('full_day forces a full backup', async () => {
+  await host.writeConfig({ agent: { full_day: today() } });
+  const result = await host.run(['run', '--source', 'mysql']);
+  assert.equal(result.exitCode, 0, result.stdout + result.stderr);
+  assert.equal(summaryOf(result, 'mysql')['kind'], 'full');
+  assert.ok(result.logs.some((log) => log.msg === `full backup: today is full_day (${today()})`));
+  await host.writeConfig();
+});
+
+test('a full older than max_full_age forces a full backup', async () => {
+  await host.writeConfig({ agent: { max_full_age: '1s' } });
+  await sleep(1100);
+  const result = await host.run(['run', '--source', 'mysql']);
+  assert.equal(result.exitCode, 0, result.stdout + result.stderr);
+  assert.equal(summaryOf(result, 'mysql')['kind'], 'full');
+  assert.ok(result.logs.some((log) => /more than max_full_age/.test(log.msg)));
+  await host.writeConfig();
+});
+
+test('retention keeps exactly keep_full chains after a full', async () => {
+  await host.writeConfig({ agent: { keep_full: '2' } });
+  const result = await host.run(['run', '--source', 'mysql', '--full']);
+  assert.equal(result.exitCode, 0, result.stdout + result.stderr);
+  const chains = (await targetChains(host, target, 'mysql')).chains;
+  assert.deepEqual(chains, [['full'], ['full']]);
+  await host.writeConfig();
+});
+
+test('an emptied target gets a full backup on a day that is not full_day', async () => {
+  await rm(join(target.targetDir, 'mysql'), { recursive: true, force: true });
+  const result = await host.run(['run', '--source', 'mysql', '--incremental']);
+  assert.equal(result.exitCode, 0, result.stdout + result.stderr);
+  assert.equal(summaryOf(result, 'mysql')['kind'], 'full');
+  assert.ok(result.logs.some((log) => /--incremental was asked for, but the target has no backup chain/.test(log.msg)));
+  assert.deepEqual((await targetChains(host, target, 'mysql')).chains, [['full']]);
+  const mysqlDir = await restoreWithDuplicity(host, target, 'mysql');
+  assert.equal(await fingerprintOfSqlDump(mariadb, mysqlDir, MYSQL_DATABASE), await mariadb.fingerprint(MYSQL_DATABASE));
+});
+
+test('check passes on a working host', async () => {
+  const result = await host.run(['check']);
+  assert.equal(result.exitCode, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, /^\[ ok \] target mysql: rsync:\/\/.* is reachable and writable/m);
+  assert.match(result.stdout, /^check passed/m);
+});
