@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { BackupKind, ChainStatus, KindDecision, SourceOutcome } from '../domain.js';
 import type { DuplicitySettings } from '../duplicity/command.js';
+import { stopGpgAgent } from '../duplicity/gpg-agent.js';
 import { Duplicity } from '../duplicity/run.js';
 import { AgentError, BackupFailedError, InterruptedError, errorMessage } from '../errors.js';
 import { formatBytes } from '../report/format.js';
@@ -44,19 +45,27 @@ export async function runBackup(context: AgentContext, request: BackupRequest): 
     if (config.target.encryption === 'none') {
       logger.warn('target.encryption = none: backups are stored unencrypted on the target');
     }
-    logger.info({ sources: request.sources.map((source) => source.kind), duplicity: context.duplicityVersion.text }, 'backup run started');
+    logger.info(
+      { sources: request.sources.map((source) => source.kind), duplicity: context.duplicityVersion.text },
+      'backup run started',
+    );
     const outcomes = await Promise.all(request.sources.map((source) => backupSource(context, source, request.kind)));
     if (context.cancel.aborted) throw new InterruptedError(abortSignalName(context.cancel));
     for (const outcome of outcomes) logOutcome(context, outcome);
     return { outcomes, ok: outcomes.every((outcome) => outcome.result === 'ok') };
   } finally {
+    await stopGpgAgent(context.runner, config.target.gnupg_home);
     await lock.release();
   }
 }
 
 type Stage = Extract<SourceOutcome, { result: 'failed' }>['stage'];
 
-async function backupSource(context: AgentContext, source: DataSource, requested: BackupKind | undefined): Promise<SourceOutcome> {
+async function backupSource(
+  context: AgentContext,
+  source: DataSource,
+  requested: BackupKind | undefined,
+): Promise<SourceOutcome> {
   const { config, logger, runner } = context;
   const log = logger.child({ source: source.kind });
   const started = Date.now();
@@ -87,7 +96,12 @@ async function backupSource(context: AgentContext, source: DataSource, requested
       throw error;
     }
     await staging.commit();
-    log.info({ bytes: bytesDumped, files: source.databases }, '%s dump complete and checked (%s); the previous dump was replaced', source.kind, formatBytes(bytesDumped));
+    log.info(
+      { bytes: bytesDumped, files: source.databases },
+      '%s dump complete and checked (%s); the previous dump was replaced',
+      source.kind,
+      formatBytes(bytesDumped),
+    );
 
     stage = 'upload';
     const decision = decideKind({
@@ -106,25 +120,55 @@ async function backupSource(context: AgentContext, source: DataSource, requested
       await duplicity.removeAllButNFull(config.agent.keep_full);
       await duplicity.cleanup();
     }
-    return { source: source.kind, result: 'ok', kind: decision.kind, bytesDumped, bytesUploaded, durationMs: Date.now() - started };
+    return {
+      source: source.kind,
+      result: 'ok',
+      kind: decision.kind,
+      bytesDumped,
+      bytesUploaded,
+      durationMs: Date.now() - started,
+    };
   } catch (error) {
     if (!(error instanceof AgentError) && !context.cancel.aborted) log.error({ err: error }, 'unexpected error');
-    return { source: source.kind, result: 'failed', stage, error: describe(error), bytesDumped, durationMs: Date.now() - started };
+    return {
+      source: source.kind,
+      result: 'failed',
+      stage,
+      error: describe(error),
+      bytesDumped,
+      durationMs: Date.now() - started,
+    };
   }
 }
 
 /** The chain status; a missing directory on the target is created and means "no chain yet". */
-async function chainStatusCreatingDirectory(context: AgentContext, duplicity: Duplicity, settings: DuplicitySettings): Promise<ChainStatus> {
+async function chainStatusCreatingDirectory(
+  context: AgentContext,
+  duplicity: Duplicity,
+  settings: DuplicitySettings,
+): Promise<ChainStatus> {
   const { status, directoryExists } = await duplicity.chainStatusIfPresent();
   if (directoryExists) return status;
   context.logger.info({ source: settings.name }, 'creating %s on the target', duplicity.url);
-  await ensureRemoteDirectory(context.runner, settings.url, settings, scratchDirectory(context.config)).catch((error: unknown) => {
-    throw new BackupFailedError(`cannot create ${duplicity.url} on the target: ${errorMessage(error)}`, 'check target.url and the rights of the target account', { cause: error });
-  });
+  await ensureRemoteDirectory(context.runner, settings.url, settings, scratchDirectory(context.config)).catch(
+    (error: unknown) => {
+      throw new BackupFailedError(
+        `cannot create ${duplicity.url} on the target: ${errorMessage(error)}`,
+        'check target.url and the rights of the target account',
+        { cause: error },
+      );
+    },
+  );
   return status;
 }
 
-async function upload(context: AgentContext, source: DataSource, duplicity: Duplicity, staging: StagingArea, decision: KindDecision): Promise<number | null> {
+async function upload(
+  context: AgentContext,
+  source: DataSource,
+  duplicity: Duplicity,
+  staging: StagingArea,
+  decision: KindDecision,
+): Promise<number | null> {
   const cacheDir = context.config.agent.cache_dir;
   await markUploadStarted(cacheDir, source.kind, decision.kind);
   const bytes = await duplicity.backup(decision.kind, staging.current);
@@ -132,19 +176,34 @@ async function upload(context: AgentContext, source: DataSource, duplicity: Dupl
   return bytes;
 }
 
-async function resumeInterruptedUpload(context: AgentContext, source: DataSource, duplicity: Duplicity, staging: StagingArea): Promise<void> {
+async function resumeInterruptedUpload(
+  context: AgentContext,
+  source: DataSource,
+  duplicity: Duplicity,
+  staging: StagingArea,
+): Promise<void> {
   const interrupted = await findInterruptedUpload(context.config.agent.cache_dir, source.kind);
   if (interrupted === undefined) return;
   const log = context.logger.child({ source: source.kind });
   if (!(await staging.hasDump())) {
-    log.warn('an interrupted upload was recorded but there is no staged dump to resume it from; continuing with a new backup');
+    log.warn(
+      'an interrupted upload was recorded but there is no staged dump to resume it from; continuing with a new backup',
+    );
     await markUploadFinished(context.config.agent.cache_dir, source.kind);
     return;
   }
   // A new dump must not be mixed into a half-uploaded set: duplicity's restart continues from the
   // last volume, so the rest must come from the very same files.
-  log.warn({ interrupted }, 'the %s upload started %s did not complete; running it again on the same dump so duplicity resumes it', interrupted.kind, interrupted.startedAt);
-  await upload(context, source, duplicity, staging, { kind: interrupted.kind, reason: 'resuming an interrupted upload' });
+  log.warn(
+    { interrupted },
+    'the %s upload started %s did not complete; running it again on the same dump so duplicity resumes it',
+    interrupted.kind,
+    interrupted.startedAt,
+  );
+  await upload(context, source, duplicity, staging, {
+    kind: interrupted.kind,
+    reason: 'resuming an interrupted upload',
+  });
   await duplicity.cleanup();
 }
 
@@ -167,7 +226,14 @@ function logOutcome(context: AgentContext, outcome: SourceOutcome): void {
       seconds,
     );
   } else {
-    context.logger.error({ summary: true, host: hostname(), ...outcome }, '%s: backup FAILED during %s after %ss: %s', outcome.source, outcome.stage, seconds, outcome.error);
+    context.logger.error(
+      { summary: true, host: hostname(), ...outcome },
+      '%s: backup FAILED during %s after %ss: %s',
+      outcome.source,
+      outcome.stage,
+      seconds,
+      outcome.error,
+    );
   }
 }
 

@@ -100,20 +100,40 @@ export async function makeAgentHost(services: HostServices): Promise<AgentHost> 
       else sections[name] = { ...sections[name], ...values };
     }
     const text = Object.entries(sections)
-      .map(([name, values]) => [`[${name}]`, ...Object.entries(values).map(([key, value]) => `${key} = ${value}`)].join('\n'))
+      .map(([name, values]) =>
+        [`[${name}]`, ...Object.entries(values).map(([key, value]) => `${key} = ${value}`)].join('\n'),
+      )
       .join('\n\n');
     await writeFile(host.configFile, `${text}\n`, { mode: 0o644 });
   };
   await writeConfig();
 
   const run = async (args: readonly string[], env: Record<string, string> = {}): Promise<AgentResult> => {
-    const result = await execa(process.execPath, [AGENT, '--config', host.configFile, ...args], { reject: false, stdin: 'ignore', env, timeout: 600_000 });
-    return { exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr, logs: parseLogs(result.stdout) };
+    const result = await execa(process.execPath, [AGENT, '--config', host.configFile, ...args], {
+      reject: false,
+      stdin: 'ignore',
+      env,
+      timeout: 600_000,
+    });
+    return {
+      exitCode: result.exitCode ?? -1,
+      stdout: result.stdout,
+      stderr: result.stderr,
+      logs: parseLogs(result.stdout),
+    };
   };
   const start = (args: readonly string[]) =>
-    execa(process.execPath, [AGENT, '--config', host.configFile, ...args], { reject: false, all: true, stdin: 'ignore' });
+    execa(process.execPath, [AGENT, '--config', host.configFile, ...args], {
+      reject: false,
+      all: true,
+      stdin: 'ignore',
+    });
 
-  return { ...host, writeConfig, run, start, remove: () => removeDir(dir) };
+  const remove = async (): Promise<void> => {
+    await execa('gpgconf', ['--homedir', host.gnupgHome, '--kill', 'gpg-agent'], { reject: false });
+    await removeDir(dir);
+  };
+  return { ...host, writeConfig, run, start, remove };
 }
 
 export function parseLogs(stdout: string): LogLine[] {
