@@ -29,6 +29,8 @@ function report(error: unknown): number {
     process.stderr.write(`backup-agent: ${error.message}\n${error.hint === undefined ? '' : `  fix: ${error.hint}\n`}`);
     return error.exitCode;
   }
-  process.stderr.write(`backup-agent: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : errorMessage(error)}\n`);
+  process.stderr.write(
+    `backup-agent: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : errorMessage(error)}\n`,
+  );
   return 1;
 }

@@ -42,12 +42,21 @@ test('the first run uploads a full backup of each source, and plain duplicity re
   assert.deepEqual((await targetChains(host, target, 'influxdb')).chains, [['full']]);
 
   const mysqlDir = await restoreWithDuplicity(host, target, 'mysql');
-  assert.equal(await fingerprintOfSqlDump(mariadb, mysqlDir, MYSQL_DATABASE), await mariadb.fingerprint(MYSQL_DATABASE));
+  assert.equal(
+    await fingerprintOfSqlDump(mariadb, mysqlDir, MYSQL_DATABASE),
+    await mariadb.fingerprint(MYSQL_DATABASE),
+  );
   const manifest = await readStagedManifest(mysqlDir);
-  assert.deepEqual(manifest.files.map((file) => file.name), ['agama.sql']);
+  assert.deepEqual(
+    manifest.files.map((file) => file.name),
+    ['agama.sql'],
+  );
 
   const influxDir = await restoreWithDuplicity(host, target, 'influxdb');
-  assert.equal(await fingerprintOfInfluxBackup(influx, influxDir, INFLUX_DATABASE), await influx.fingerprint(INFLUX_DATABASE));
+  assert.equal(
+    await fingerprintOfInfluxBackup(influx, influxDir, INFLUX_DATABASE),
+    await influx.fingerprint(INFLUX_DATABASE),
+  );
 });
 
 test('unchanged data gives a byte-identical dump', async () => {
@@ -66,13 +75,22 @@ test('a run after a data change is incremental, small, and restores the changed 
   assert.equal(summaryOf(result, 'mysql')['kind'], 'incremental');
   assert.equal(summaryOf(result, 'influxdb')['kind'], 'incremental');
   const incrementalBytes = Number(summaryOf(result, 'mysql')['bytesUploaded']);
-  assert.ok(incrementalBytes > 0 && incrementalBytes < fullUploadedBytes / 2, `incremental ${incrementalBytes} B vs full ${fullUploadedBytes} B`);
+  assert.ok(
+    incrementalBytes > 0 && incrementalBytes < fullUploadedBytes / 2,
+    `incremental ${incrementalBytes} B vs full ${fullUploadedBytes} B`,
+  );
 
   assert.deepEqual((await targetChains(host, target, 'mysql')).chains, [['full', 'inc', 'inc']]);
   const mysqlDir = await restoreWithDuplicity(host, target, 'mysql');
-  assert.equal(await fingerprintOfSqlDump(mariadb, mysqlDir, MYSQL_DATABASE), await mariadb.fingerprint(MYSQL_DATABASE));
+  assert.equal(
+    await fingerprintOfSqlDump(mariadb, mysqlDir, MYSQL_DATABASE),
+    await mariadb.fingerprint(MYSQL_DATABASE),
+  );
   const influxDir = await restoreWithDuplicity(host, target, 'influxdb');
-  assert.equal(await fingerprintOfInfluxBackup(influx, influxDir, INFLUX_DATABASE), await influx.fingerprint(INFLUX_DATABASE));
+  assert.equal(
+    await fingerprintOfInfluxBackup(influx, influxDir, INFLUX_DATABASE),
+    await influx.fingerprint(INFLUX_DATABASE),
+  );
 });
 
 test('--dry-run prints the decision and every command, and changes nothing', async () => {
@@ -81,8 +99,14 @@ test('--dry-run prints the decision and every command, and changes nothing', asy
   await changeData(mariadb, MYSQL_DATABASE, 2);
   const result = await host.run(['run', '--dry-run']);
   assert.equal(result.exitCode, 0, result.stderr);
-  assert.match(result.stdout, /^mysql: incremental backup \(the newest full backup is from .* and today is not full_day/m);
-  assert.match(result.stdout, /mariadb-dump --defaults-file=\S+ --single-transaction .* agama > \S+\/\.mysql\.new\/agama\.sql/);
+  assert.match(
+    result.stdout,
+    /^mysql: incremental backup \(the newest full backup is from .* and today is not full_day/m,
+  );
+  assert.match(
+    result.stdout,
+    /mariadb-dump --defaults-file=\S+ --single-transaction .* agama > \S+\/\.mysql\.new\/agama\.sql/,
+  );
   assert.match(result.stdout, /duplicity incremental .* rsync:\/\/root@127\.0\.0\.1:\d+\/\/\S+\/mysql$/m);
   assert.match(result.stdout, /^influxdb: incremental backup/m);
   assert.match(result.stdout, /influxd backup -portable -database telegraf -host 127\.0\.0\.1:\d+ /);
@@ -137,7 +161,10 @@ test('an emptied target gets a full backup on a day that is not full_day', async
   assert.ok(result.logs.some((log) => /--incremental was asked for, but the target has no backup chain/.test(log.msg)));
   assert.deepEqual((await targetChains(host, target, 'mysql')).chains, [['full']]);
   const mysqlDir = await restoreWithDuplicity(host, target, 'mysql');
-  assert.equal(await fingerprintOfSqlDump(mariadb, mysqlDir, MYSQL_DATABASE), await mariadb.fingerprint(MYSQL_DATABASE));
+  assert.equal(
+    await fingerprintOfSqlDump(mariadb, mysqlDir, MYSQL_DATABASE),
+    await mariadb.fingerprint(MYSQL_DATABASE),
+  );
 });
 
 test('check passes on a working host', async () => {

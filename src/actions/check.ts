@@ -12,7 +12,14 @@ import { ensureWritableDirectory } from '../system/directories.js';
 import { findProgram } from '../system/find-program.js';
 import { CommandRunner } from '../system/run-command.js';
 import { ensureRemoteDirectory, probeRemoteWrite } from '../target/remote.js';
-import { type AgentContext, createContext, duplicityEnv, duplicitySettings, enabledSources, scratchDirectory } from './context.js';
+import {
+  type AgentContext,
+  createContext,
+  duplicityEnv,
+  duplicitySettings,
+  enabledSources,
+  scratchDirectory,
+} from './context.js';
 
 export interface CheckItem {
   readonly name: string;
@@ -29,19 +36,38 @@ export async function runChecks(config: Config, logger: Logger, cancel: AbortSig
       items.push(typeof outcome === 'string' ? { name, status: 'ok', detail: outcome } : outcome);
       return true;
     } catch (error) {
-      items.push({ name, status: 'fail', detail: errorMessage(error), hint: error instanceof AgentError ? error.hint : undefined });
+      items.push({
+        name,
+        status: 'fail',
+        detail: errorMessage(error),
+        hint: error instanceof AgentError ? error.hint : undefined,
+      });
       return false;
     }
   };
   const sources = await enabledSources(config);
   const runner = new CommandRunner(logger, cancel);
 
-  await check('user', async () => `running as uid ${process.getuid?.() ?? '?'} (${process.env['USER'] ?? 'unknown'})`);
-  const programs = ['duplicity', 'rsync', 'ssh', 'gpg', 'setpriv', ...(config.mysql.enabled ? [(await findProgram('mariadb-dump')) ? 'mariadb-dump' : 'mysqldump'] : []), ...(config.influxdb.enabled ? ['influxd'] : [])];
+  await check('user', () =>
+    Promise.resolve(`running as uid ${process.getuid?.() ?? '?'} (${process.env['USER'] ?? 'unknown'})`),
+  );
+  const programs = [
+    'duplicity',
+    'rsync',
+    'ssh',
+    'gpg',
+    'setpriv',
+    ...(config.mysql.enabled ? [(await findProgram('mariadb-dump')) ? 'mariadb-dump' : 'mysqldump'] : []),
+    ...(config.influxdb.enabled ? ['influxd'] : []),
+  ];
   await check('programs', async () => {
     const missing: string[] = [];
     for (const program of programs) if ((await findProgram(program)) === undefined) missing.push(program);
-    if (missing.length > 0) throw new CheckFailure(`not found on PATH: ${missing.join(', ')}`, `apt install ${missing.map(packageOf).join(' ')}`);
+    if (missing.length > 0)
+      throw new CheckFailure(
+        `not found on PATH: ${missing.join(', ')}`,
+        `apt install ${missing.map(packageOf).join(' ')}`,
+      );
     return `found ${programs.join(', ')}`;
   });
   await check('staging directory', async () => {
@@ -91,18 +117,37 @@ async function checkEncryption(config: Config, runner: CommandRunner): Promise<s
   const { target } = config;
   switch (target.encryption) {
     case 'none':
-      return { name: 'encryption', status: 'warn', detail: 'target.encryption = none: backups are stored unencrypted', hint: 'use symmetric or pubkey in production' };
+      return {
+        name: 'encryption',
+        status: 'warn',
+        detail: 'target.encryption = none: backups are stored unencrypted',
+        hint: 'use symmetric or pubkey in production',
+      };
     case 'symmetric':
       await readPassphrase(target.passphrase_file);
       return `symmetric; ${target.passphrase_file} is private and not empty`;
     case 'pubkey': {
       const result = await runner
-        .run({ argv: ['gpg', '--homedir', target.gnupg_home, '--batch', '--with-colons', '--list-keys', target.encrypt_key], stdout: 'capture' })
+        .run({
+          argv: ['gpg', '--homedir', target.gnupg_home, '--batch', '--with-colons', '--list-keys', target.encrypt_key],
+          stdout: 'capture',
+        })
         .catch((error: unknown) => {
-          throw new CheckFailure(`key ${target.encrypt_key} is not in ${target.gnupg_home}: ${errorMessage(error)}`, `import it as the backup user: gpg --homedir ${target.gnupg_home} --import public-key.asc`);
+          throw new CheckFailure(
+            `key ${target.encrypt_key} is not in ${target.gnupg_home}: ${errorMessage(error)}`,
+            `import it as the backup user: gpg --homedir ${target.gnupg_home} --import public-key.asc`,
+          );
         });
-      const capabilities = result.stdout.split('\n').find((line) => line.startsWith('pub:'))?.split(':')[11] ?? '';
-      if (!capabilities.includes('E')) throw new CheckFailure(`key ${target.encrypt_key} cannot encrypt (capabilities "${capabilities}")`, 'use a key with an encryption subkey');
+      const capabilities =
+        result.stdout
+          .split('\n')
+          .find((line) => line.startsWith('pub:'))
+          ?.split(':')[11] ?? '';
+      if (!capabilities.includes('E'))
+        throw new CheckFailure(
+          `key ${target.encrypt_key} cannot encrypt (capabilities "${capabilities}")`,
+          'use a key with an encryption subkey',
+        );
       return `pubkey ${target.encrypt_key} found in ${target.gnupg_home}`;
     }
   }
@@ -111,13 +156,22 @@ async function checkEncryption(config: Config, runner: CommandRunner): Promise<s
 async function checkSshFiles(config: Config): Promise<string> {
   const { ssh_key: key, known_hosts: knownHosts } = config.target;
   const info = await stat(key).catch(() => {
-    throw new CheckFailure(`target.ssh_key ${key} does not exist`, `as root: ssh-keygen -t ed25519 -N '' -f ${key} && chown backup: ${key}; then authorise ${key}.pub on the target`);
+    throw new CheckFailure(
+      `target.ssh_key ${key} does not exist`,
+      `as root: ssh-keygen -t ed25519 -N '' -f ${key} && chown backup: ${key}; then authorise ${key}.pub on the target`,
+    );
   });
   if (info.uid !== process.getuid?.() || (info.mode & 0o077) !== 0) {
-    throw new CheckFailure(`target.ssh_key ${key} must be owned by the agent user with mode 0600 (ssh refuses it otherwise)`, `chown backup: ${key}; chmod 600 ${key}`);
+    throw new CheckFailure(
+      `target.ssh_key ${key} must be owned by the agent user with mode 0600 (ssh refuses it otherwise)`,
+      `chown backup: ${key}; chmod 600 ${key}`,
+    );
   }
   await stat(knownHosts).catch(() => {
-    throw new CheckFailure(`target.known_hosts ${knownHosts} does not exist`, `as root: ssh-keyscan -p PORT HOST > ${knownHosts}, then compare the fingerprint with the target's`);
+    throw new CheckFailure(
+      `target.known_hosts ${knownHosts} does not exist`,
+      `as root: ssh-keyscan -p PORT HOST > ${knownHosts}, then compare the fingerprint with the target's`,
+    );
   });
   return `${key} is private; host keys from ${knownHosts}`;
 }
@@ -128,7 +182,13 @@ async function freeSpace(config: Config): Promise<string | CheckItem> {
   const staged = await directorySize(config.agent.staging_dir);
   // The new dump is written beside the previous one before the swap.
   const detail = `${config.agent.staging_dir} is writable; ${formatBytes(free)} free, current dumps ${formatBytes(staged)}`;
-  if (free < staged) return { name: 'staging directory', status: 'fail', detail, hint: 'the next dump needs room beside the current one: free space or move agent.staging_dir' };
+  if (free < staged)
+    return {
+      name: 'staging directory',
+      status: 'fail',
+      detail,
+      hint: 'the next dump needs room beside the current one: free space or move agent.staging_dir',
+    };
   return detail;
 }
 
@@ -143,6 +203,13 @@ async function directorySize(dir: string): Promise<number> {
 }
 
 function packageOf(program: string): string {
-  const packages: Record<string, string> = { ssh: 'openssh-client', gpg: 'gnupg', 'mariadb-dump': 'mariadb-client', mysqldump: 'mariadb-client', influxd: 'influxdb', setpriv: 'util-linux' };
+  const packages: Record<string, string> = {
+    ssh: 'openssh-client',
+    gpg: 'gnupg',
+    'mariadb-dump': 'mariadb-client',
+    mysqldump: 'mariadb-client',
+    influxd: 'influxdb',
+    setpriv: 'util-linux',
+  };
   return packages[program] ?? program;
 }

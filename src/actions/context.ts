@@ -24,12 +24,16 @@ export interface AgentContext {
 }
 
 export async function createContext(config: Config, logger: Logger, cancel: AbortSignal): Promise<AgentContext> {
-  const passphrase = config.target.encryption === 'symmetric' ? await readPassphrase(config.target.passphrase_file) : '';
+  const passphrase =
+    config.target.encryption === 'symmetric' ? await readPassphrase(config.target.passphrase_file) : '';
   const runner = new CommandRunner(logger, cancel, [passphrase]);
   const output = await runner.run({ argv: ['duplicity', '--version'], stdout: 'capture' });
   const duplicityVersion = parseDuplicityVersion(output.stdout);
   if (duplicityVersion === null) {
-    throw new BackupFailedError(`cannot tell the duplicity version from "${output.stdout.trim()}"`, 'install duplicity 0.8 or newer');
+    throw new BackupFailedError(
+      `cannot tell the duplicity version from "${output.stdout.trim()}"`,
+      'install duplicity 0.8 or newer',
+    );
   }
   return { config, logger, runner, cancel, duplicityVersion, passphrase };
 }
@@ -73,7 +77,9 @@ function encryption(config: Config): Encryption {
 /** The enabled sources, optionally narrowed to those named with --source. */
 export async function enabledSources(config: Config, only: readonly SourceKind[] = []): Promise<DataSource[]> {
   const sources: DataSource[] = [];
-  if (config.mysql.enabled && (only.length === 0 || only.includes('mysql'))) sources.push(await MysqlSource.create(config.mysql));
-  if (config.influxdb.enabled && (only.length === 0 || only.includes('influxdb'))) sources.push(new InfluxdbSource(config.influxdb));
+  if (config.mysql.enabled && (only.length === 0 || only.includes('mysql')))
+    sources.push(await MysqlSource.create(config.mysql));
+  if (config.influxdb.enabled && (only.length === 0 || only.includes('influxdb')))
+    sources.push(new InfluxdbSource(config.influxdb));
   return sources;
 }

@@ -19,11 +19,19 @@ export interface SourcePlan {
 
 export type BackupPlan = readonly SourcePlan[];
 
-export async function planBackup(context: AgentContext, sources: readonly DataSource[], requested: BackupKind | undefined): Promise<BackupPlan> {
+export async function planBackup(
+  context: AgentContext,
+  sources: readonly DataSource[],
+  requested: BackupKind | undefined,
+): Promise<BackupPlan> {
   return Promise.all(sources.map((source) => planSource(context, source, requested)));
 }
 
-async function planSource(context: AgentContext, source: DataSource, requested: BackupKind | undefined): Promise<SourcePlan> {
+async function planSource(
+  context: AgentContext,
+  source: DataSource,
+  requested: BackupKind | undefined,
+): Promise<SourcePlan> {
   const { config } = context;
   const settings = duplicitySettings(context, source.kind);
   const duplicity = new Duplicity(context.runner, settings, duplicityEnv(context));
@@ -43,10 +51,17 @@ async function planSource(context: AgentContext, source: DataSource, requested: 
   }
   const staged = new StagingArea(config.agent.staging_dir, source.kind).current;
   const kind = decision.kind === 'unknown' ? (requested ?? 'incremental') : decision.kind;
-  const retention = kind === 'full' ? [{ argv: removeAllButNFullCommand(settings, config.agent.keep_full) }, { argv: cleanupCommand(settings) }] : [];
+  const retention =
+    kind === 'full'
+      ? [{ argv: removeAllButNFullCommand(settings, config.agent.keep_full) }, { argv: cleanupCommand(settings) }]
+      : [];
   return {
     source: source.kind,
     decision,
-    commands: [...source.dumpCommands(join(config.agent.staging_dir, `.${source.kind}.new`)), { argv: backupCommand(settings, kind, staged) }, ...retention],
+    commands: [
+      ...source.dumpCommands(join(config.agent.staging_dir, `.${source.kind}.new`)),
+      { argv: backupCommand(settings, kind, staged) },
+      ...retention,
+    ],
   };
 }

@@ -15,7 +15,10 @@ function markerPath(cacheDir: string, source: SourceKind): string {
   return join(cacheDir, `${source}.upload-in-progress.json`);
 }
 
-export async function findInterruptedUpload(cacheDir: string, source: SourceKind): Promise<InterruptedUpload | undefined> {
+export async function findInterruptedUpload(
+  cacheDir: string,
+  source: SourceKind,
+): Promise<InterruptedUpload | undefined> {
   try {
     return JSON.parse(await readFile(markerPath(cacheDir, source), 'utf8')) as InterruptedUpload;
   } catch {

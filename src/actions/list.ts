@@ -32,7 +32,10 @@ export async function listRestorePoints(context: AgentContext, source: SourceKin
 export function sizeBySetTime(files: readonly RemoteFile[]): Map<string, number> {
   const sizes = new Map<string, number>();
   for (const file of files) {
-    const match = /^duplicity-(?:full|full-signatures)\.(\d{8}T\d{6}Z)\.|^duplicity-(?:inc|new-signatures)\.\d{8}T\d{6}Z\.to\.(\d{8}T\d{6}Z)\./.exec(file.name);
+    const match =
+      /^duplicity-(?:full|full-signatures)\.(\d{8}T\d{6}Z)\.|^duplicity-(?:inc|new-signatures)\.\d{8}T\d{6}Z\.to\.(\d{8}T\d{6}Z)\./.exec(
+        file.name,
+      );
     const time = match?.[1] ?? match?.[2];
     if (time !== undefined) sizes.set(time, (sizes.get(time) ?? 0) + file.size);
   }
@@ -40,5 +43,8 @@ export function sizeBySetTime(files: readonly RemoteFile[]): Map<string, number>
 }
 
 function duplicityTimestamp(date: Date): string {
-  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  return date
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 }

@@ -8,7 +8,11 @@ const WEDNESDAY = new Date('2026-11-25T23:15:00Z');
 const SUNDAY = new Date('2026-11-29T23:15:00Z');
 
 function chainWithFullAt(time: Date): ChainStatus {
-  return { chains: [{ complete: true, sets: [{ kind: 'full', time, volumes: 1, encrypted: true }] }], orphanedSets: 0, incompleteSets: 0 };
+  return {
+    chains: [{ complete: true, sets: [{ kind: 'full', time, volumes: 1, encrypted: true }] }],
+    orphanedSets: 0,
+    incompleteSets: 0,
+  };
 }
 const empty: ChainStatus = { chains: [], orphanedSets: 0, incompleteSets: 0 };
 const base = { fullDay: 'sun', timezone: 'UTC', maxFullAgeMs: 8 * DAY } as const;
@@ -21,7 +25,11 @@ test('no chain on the target means full, whatever the day or the request', () =>
 });
 
 test('a recent full on a weekday means incremental', () => {
-  const decision = decideKind({ ...base, status: chainWithFullAt(new Date(WEDNESDAY.getTime() - 3 * DAY)), now: WEDNESDAY });
+  const decision = decideKind({
+    ...base,
+    status: chainWithFullAt(new Date(WEDNESDAY.getTime() - 3 * DAY)),
+    now: WEDNESDAY,
+  });
   assert.equal(decision.kind, 'incremental');
   assert.match(decision.reason, /not full_day \(sun\)/);
 });
@@ -40,7 +48,11 @@ test('full_day is evaluated in the configured time zone', () => {
 });
 
 test('a full older than max_full_age forces a full', () => {
-  const decision = decideKind({ ...base, status: chainWithFullAt(new Date(WEDNESDAY.getTime() - 9 * DAY)), now: WEDNESDAY });
+  const decision = decideKind({
+    ...base,
+    status: chainWithFullAt(new Date(WEDNESDAY.getTime() - 9 * DAY)),
+    now: WEDNESDAY,
+  });
   assert.equal(decision.kind, 'full');
   assert.match(decision.reason, /more than max_full_age \(8\.0 d\)/);
 });

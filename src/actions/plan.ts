@@ -28,9 +28,13 @@ export function decideKind(input: KindInput): KindDecision {
   if (input.requested !== undefined) return { kind: input.requested, reason: `--${input.requested} was asked for` };
   const ageMs = input.now.getTime() - full.getTime();
   if (ageMs > input.maxFullAgeMs) {
-    return { kind: 'full', reason: `the newest full backup (${full.toISOString()}) is ${days(ageMs)} old, more than max_full_age (${days(input.maxFullAgeMs)})` };
+    return {
+      kind: 'full',
+      reason: `the newest full backup (${full.toISOString()}) is ${days(ageMs)} old, more than max_full_age (${days(input.maxFullAgeMs)})`,
+    };
   }
-  if (weekday(input.now, input.timezone) === input.fullDay) return { kind: 'full', reason: `today is full_day (${input.fullDay})` };
+  if (weekday(input.now, input.timezone) === input.fullDay)
+    return { kind: 'full', reason: `today is full_day (${input.fullDay})` };
   return {
     kind: 'incremental',
     reason: `the newest full backup is from ${full.toISOString()} (${days(ageMs)} old) and today is not full_day (${input.fullDay})`,

@@ -67,7 +67,8 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
       const config = await prepare(program);
       const context = await createContext(config, createLogger({ toStderr: true, level: 'warn' }), cancel);
       const sources = await selectSources(config, source === undefined ? [] : [parseSource(source)]);
-      for (const selected of sources) process.stdout.write(formatListing(await listRestorePoints(context, selected.kind)));
+      for (const selected of sources)
+        process.stdout.write(formatListing(await listRestorePoints(context, selected.kind)));
       setExitCode(0);
     });
 
@@ -94,7 +95,11 @@ async function prepare(program: Command): Promise<Config> {
 
 async function selectSources(config: Config, requested: readonly SourceKind[]) {
   for (const kind of requested) {
-    if (!config[kind].enabled) throw new UsageError(`source ${kind} is not enabled in ${config.file}`, `set enabled = true in its [${kind}] section`);
+    if (!config[kind].enabled)
+      throw new UsageError(
+        `source ${kind} is not enabled in ${config.file}`,
+        `set enabled = true in its [${kind}] section`,
+      );
   }
   return enabledSources(config, requested);
 }

@@ -1,5 +1,5 @@
 // Renders the commented example backup-agent.ini (shipped as /etc/backup-agent.ini) from the key table.
-import { CONFIG_KEYS, OPTIONAL_SECTIONS, keySpecs, sectionNames } from './schema.js';
+import { OPTIONAL_SECTIONS, keySpecs, sectionNames } from './schema.js';
 
 const HEADER = `; backup-agent configuration. Every key is shown with its default.
 ; Check it with: backup-agent check     Documentation: man backup-agent, /usr/share/doc/backup-agent/
@@ -22,7 +22,7 @@ export function renderExampleConfig(): string {
 /** Markdown table of every key, for the README. */
 export function renderConfigTable(): string {
   const rows = sectionNames().flatMap((section) =>
-    Object.entries(CONFIG_KEYS[section]).map(([name, spec]) => {
+    keySpecs(section).map(([name, spec]) => {
       const shown = spec.default === null ? '(required)' : spec.default === '' ? '(empty)' : `\`${spec.default}\``;
       return `| \`${section}.${name}\` | ${shown} | ${spec.doc.replaceAll('|', '\\|')} |`;
     }),

@@ -56,7 +56,8 @@ export function parseConfig(text: string, file: string): Config {
     config[section] = parseSection(section, present ?? { enabled: 'false' }, problems);
   }
   if (problems.length === 0) problems.push(...crossChecks(config as unknown as Config));
-  if (problems.length > 0) throw new ConfigError(file, problems, 'see the comments in the example configuration for every key');
+  if (problems.length > 0)
+    throw new ConfigError(file, problems, 'see the comments in the example configuration for every key');
   return { ...(config as unknown as Omit<Config, 'file'>), file };
 }
 
@@ -71,6 +72,11 @@ function parseSection(section: SectionName, values: RawSection, problems: string
   const parsed: Record<string, unknown> = {};
   for (const [name, spec] of specs) {
     const given = values[name];
+    if (given !== undefined && typeof given !== 'string' && typeof given !== 'boolean') {
+      // `key[] = …` lines become arrays in the ini parser; every key here takes one value.
+      problems.push(`${section}.${name} is given more than once or as a list: write it once, as ${name} = value`);
+      continue;
+    }
     const text = given === undefined ? spec.default : String(given).trim();
     if (text === null) {
       problems.push(`${section}.${name} is required: ${spec.doc}`);

@@ -32,28 +32,77 @@ function key<T>(schema: z.ZodType<T, string>, defaultText: string | null, doc: s
 
 export const CONFIG_KEYS = {
   agent: {
-    schedule: key(cronExpression, '15 23 * * *', 'When the daemon runs a backup (cron, 5 fields), evaluated in `timezone`.'),
+    schedule: key(
+      cronExpression,
+      '15 23 * * *',
+      'When the daemon runs a backup (cron, 5 fields), evaluated in `timezone`.',
+    ),
     timezone: key(timeZone, 'UTC', 'Time zone of `schedule` and `full_day`.'),
     full_day: key(oneOf(WEEKDAYS), 'sun', 'Weekday of the weekly full backup; other days are incremental.'),
     max_full_age: key(duration, '8d', 'A full backup is forced when the newest full on the target is older than this.'),
-    keep_full: key(integer(1, 1000), '4', 'Full chains kept on the target; older chains are removed after a successful full.'),
-    staging_dir: key(absolutePath, '/var/lib/backup-agent/staging', 'Where dumps are written before upload; one subdirectory per source.'),
-    cache_dir: key(absolutePath, '/var/cache/backup-agent', "duplicity's --archive-dir (signatures of the chain) and the run lock."),
+    keep_full: key(
+      integer(1, 1000),
+      '4',
+      'Full chains kept on the target; older chains are removed after a successful full.',
+    ),
+    staging_dir: key(
+      absolutePath,
+      '/var/lib/backup-agent/staging',
+      'Where dumps are written before upload; one subdirectory per source.',
+    ),
+    cache_dir: key(
+      absolutePath,
+      '/var/cache/backup-agent',
+      "duplicity's --archive-dir (signatures of the chain) and the run lock.",
+    ),
   },
   target: {
-    url: key(rsyncUrl, null, 'Backup target; each source goes to <url>/<source>. `//` after the host means an absolute path.', 'rsync://backup@backup.example.org/backups'),
-    encryption: key(oneOf(['symmetric', 'pubkey', 'none'] as const), 'symmetric', 'symmetric (passphrase_file), pubkey (encrypt_key) or none (warned on every run).'),
-    passphrase_file: key(absolutePath, '/etc/backup-agent/passphrase', 'symmetric: file holding the passphrase; owned by the agent user, not readable by others.'),
-    encrypt_key: key(gpgKeyId, '', 'pubkey: fingerprint of the public key in `gnupg_home` the backups are encrypted to.'),
-    gnupg_home: key(absolutePath, '/var/lib/backup-agent/gnupg', 'GNUPGHOME for duplicity: public key (pubkey mode) and gpg-agent sockets.'),
-    ssh_key: key(absolutePath, '/etc/backup-agent/id_ed25519', 'Private ssh key for the target; owned by the agent user, mode 0600.'),
-    known_hosts: key(absolutePath, '/etc/backup-agent/known_hosts', "The target's host key (ssh-keyscan output); unknown hosts are refused."),
+    url: key(
+      rsyncUrl,
+      null,
+      'Backup target; each source goes to <url>/<source>. `//` after the host means an absolute path.',
+      'rsync://backup@backup.example.org/backups',
+    ),
+    encryption: key(
+      oneOf(['symmetric', 'pubkey', 'none'] as const),
+      'symmetric',
+      'symmetric (passphrase_file), pubkey (encrypt_key) or none (warned on every run).',
+    ),
+    passphrase_file: key(
+      absolutePath,
+      '/etc/backup-agent/passphrase',
+      'symmetric: file holding the passphrase; owned by the agent user, not readable by others.',
+    ),
+    encrypt_key: key(
+      gpgKeyId,
+      '',
+      'pubkey: fingerprint of the public key in `gnupg_home` the backups are encrypted to.',
+    ),
+    gnupg_home: key(
+      absolutePath,
+      '/var/lib/backup-agent/gnupg',
+      'GNUPGHOME for duplicity: public key (pubkey mode) and gpg-agent sockets.',
+    ),
+    ssh_key: key(
+      absolutePath,
+      '/etc/backup-agent/id_ed25519',
+      'Private ssh key for the target; owned by the agent user, mode 0600.',
+    ),
+    known_hosts: key(
+      absolutePath,
+      '/etc/backup-agent/known_hosts',
+      "The target's host key (ssh-keyscan output); unknown hosts are refused.",
+    ),
     volume_size: key(integer(1, 10_000), '200', "duplicity's --volsize in MB: the size of each uploaded volume."),
   },
   mysql: {
     enabled: key(boolean, 'true', 'Back up MySQL/MariaDB (a missing [mysql] section means false).'),
     databases: key(nameList('database'), '', 'Databases to dump, one file each.', 'agama'),
-    defaults_file: key(optionalAbsolutePath, '', "Client option file with user and password; empty: the agent user's ~/.my.cnf."),
+    defaults_file: key(
+      optionalAbsolutePath,
+      '',
+      "Client option file with user and password; empty: the agent user's ~/.my.cnf.",
+    ),
   },
   influxdb: {
     enabled: key(boolean, 'true', 'Back up InfluxDB 1.x (a missing [influxdb] section means false).'),

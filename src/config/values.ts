@@ -73,7 +73,8 @@ export const rsyncUrl = z.string().transform((text, context) => {
   if (url === null) {
     context.addIssue({
       code: 'custom',
-      message: 'expected rsync://user@host[:port]/path (relative to the login home) or rsync://user@host[:port]//absolute/path',
+      message:
+        'expected rsync://user@host[:port]/path (relative to the login home) or rsync://user@host[:port]//absolute/path',
     });
     return z.NEVER;
   }
@@ -83,9 +84,7 @@ export const rsyncUrl = z.string().transform((text, context) => {
 export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 export type Weekday = (typeof WEEKDAYS)[number];
 
-export const hostPort = z
-  .string()
-  .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:8088');
+export const hostPort = z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:8088');
 
 export const gpgKeyId = z
   .string()

@@ -28,7 +28,12 @@ test('chains, sets and counters are read from the --log-fd output', () => {
       [true, ['full', 'incremental']],
     ],
   );
-  assert.deepEqual(status.chains[1]?.sets[1], { kind: 'incremental', time: new Date('2026-11-23T20:14:37Z'), volumes: 3, encrypted: true });
+  assert.deepEqual(status.chains[1]?.sets[1], {
+    kind: 'incremental',
+    time: new Date('2026-11-23T20:14:37Z'),
+    volumes: 3,
+    encrypted: true,
+  });
   assert.equal(status.incompleteSets, 1);
   assert.equal(newestFull(status)?.toISOString(), '2026-11-23T20:14:31.000Z');
 });

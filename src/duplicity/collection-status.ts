@@ -1,6 +1,6 @@
 // Parses the machine-readable part of `duplicity collection-status --log-fd 3`. The format is the
 // same in 0.8 and 3.x (see duplicity-facts §3); human stdout differs between versions, so it is not used.
-import type { BackupSet, Chain, ChainStatus } from '../domain.js';
+import type { BackupSet, ChainStatus } from '../domain.js';
 
 const SET_LINE = /^ (full|inc) (\d{8}T\d{6}Z) (\d+) (enc|noenc)$/;
 
@@ -42,7 +42,9 @@ export function parseDuplicityTime(text: string): Date {
 
 /** The newest full backup on the target, across all chains. */
 export function newestFull(status: ChainStatus): Date | undefined {
-  const fulls = status.chains.flatMap((chain) => chain.sets.filter((set) => set.kind === 'full').map((set) => set.time));
+  const fulls = status.chains.flatMap((chain) =>
+    chain.sets.filter((set) => set.kind === 'full').map((set) => set.time),
+  );
   return fulls.sort((a, b) => b.getTime() - a.getTime())[0];
 }
 

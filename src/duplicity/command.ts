@@ -6,9 +6,7 @@ import { type SshAccess, sshOptions } from '../target/ssh.js';
 import { type DuplicityVersion, isModernDuplicity } from './version.js';
 
 export type Encryption =
-  | { readonly mode: 'none' }
-  | { readonly mode: 'symmetric' }
-  | { readonly mode: 'pubkey'; readonly key: string };
+  { readonly mode: 'none' } | { readonly mode: 'symmetric' } | { readonly mode: 'pubkey'; readonly key: string };
 
 export interface DuplicitySettings extends SshAccess {
   readonly version: DuplicityVersion;
@@ -69,11 +67,25 @@ export function backupCommand(settings: DuplicitySettings, kind: BackupKind, sou
 }
 
 export function collectionStatusCommand(settings: DuplicitySettings): Argv {
-  return ['duplicity', 'collection-status', ...commonOptions(settings, 'fail-fast'), '--log-fd', '3', formatRsyncUrl(settings.url)];
+  return [
+    'duplicity',
+    'collection-status',
+    ...commonOptions(settings, 'fail-fast'),
+    '--log-fd',
+    '3',
+    formatRsyncUrl(settings.url),
+  ];
 }
 
 export function removeAllButNFullCommand(settings: DuplicitySettings, keepFull: number): Argv {
-  return ['duplicity', 'remove-all-but-n-full', String(keepFull), '--force', ...commonOptions(settings, 'patient'), formatRsyncUrl(settings.url)];
+  return [
+    'duplicity',
+    'remove-all-but-n-full',
+    String(keepFull),
+    '--force',
+    ...commonOptions(settings, 'patient'),
+    formatRsyncUrl(settings.url),
+  ];
 }
 
 export function cleanupCommand(settings: DuplicitySettings): Argv {
@@ -82,7 +94,15 @@ export function cleanupCommand(settings: DuplicitySettings): Argv {
 
 /** Restores the whole backup at `time` (duplicity time syntax) into an empty directory. */
 export function restoreCommand(settings: DuplicitySettings, time: string, destination: string): Argv {
-  return ['duplicity', 'restore', '--time', time, ...commonOptions(settings, 'patient'), formatRsyncUrl(settings.url), destination];
+  return [
+    'duplicity',
+    'restore',
+    '--time',
+    time,
+    ...commonOptions(settings, 'patient'),
+    formatRsyncUrl(settings.url),
+    destination,
+  ];
 }
 
 /**

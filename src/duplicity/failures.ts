@@ -20,7 +20,8 @@ const CAUSES: readonly Cause[] = [
     hint: "add the public half of target.ssh_key to the target account's ~/.ssh/authorized_keys",
   },
   {
-    pattern: /Connection refused|Connection timed out|No route to host|Could not resolve hostname|Network is unreachable|Connection closed by|connect to host/,
+    pattern:
+      /Connection refused|Connection timed out|No route to host|Could not resolve hostname|Network is unreachable|Connection closed by|connect to host/,
     cause: 'the target is unreachable',
     hint: 'check that the host is up, its sshd listens on the port in target.url, and the network allows it',
   },
@@ -60,16 +61,23 @@ export function explainDuplicityFailure(what: string, error: CommandFailedError)
   const stderr = error.result.stderrTail.join('\n');
   const known = CAUSES.find((candidate) => candidate.pattern.test(stderr));
   const detail = lastMeaningfulLine(error.result.stderrTail) ?? `exit code ${error.result.exitCode}`;
-  return new BackupFailedError(`${what} failed: ${known?.cause ?? 'duplicity failed'}: ${detail}`, known?.hint, { cause: error });
+  return new BackupFailedError(`${what} failed: ${known?.cause ?? 'duplicity failed'}: ${detail}`, known?.hint, {
+    cause: error,
+  });
 }
 
 function lastMeaningfulLine(lines: readonly string[]): string | undefined {
-  const meaningful = lines.filter((line) => line.trim() !== '' && !/^=====|^Attempt .* failed|^Giving up|^Traceback|^\s+File "/.test(line));
+  const meaningful = lines.filter(
+    (line) => line.trim() !== '' && !/^=====|^Attempt .* failed|^Giving up|^Traceback|^\s+File "/.test(line),
+  );
   return meaningful.at(-1)?.trim();
 }
 
 /** True when duplicity failed only because the directory on the target does not exist yet. */
 export function isMissingTargetDirectory(error: unknown): boolean {
   const cause = error instanceof BackupFailedError ? error.cause : error;
-  return cause instanceof CommandFailedError && /change_dir .* failed: No such file or directory/.test(cause.result.stderrTail.join('\n'));
+  return (
+    cause instanceof CommandFailedError &&
+    /change_dir .* failed: No such file or directory/.test(cause.result.stderrTail.join('\n'))
+  );
 }

@@ -22,6 +22,7 @@ export async function readPassphrase(path: string): Promise<string> {
     );
   }
   const passphrase = text.replace(/\r?\n$/, '');
-  if (passphrase === '') throw new BackupFailedError(`the passphrase file ${path} is empty`, 'write a long random passphrase into it');
+  if (passphrase === '')
+    throw new BackupFailedError(`the passphrase file ${path} is empty`, 'write a long random passphrase into it');
   return passphrase;
 }

@@ -4,7 +4,13 @@ import type { BackupKind, ChainStatus } from '../domain.js';
 import { CommandFailedError, type CommandRunner } from '../system/run-command.js';
 import { formatRsyncUrl } from '../target/rsync-url.js';
 import { parseCollectionStatus } from './collection-status.js';
-import { type DuplicitySettings, backupCommand, cleanupCommand, collectionStatusCommand, removeAllButNFullCommand } from './command.js';
+import {
+  type DuplicitySettings,
+  backupCommand,
+  cleanupCommand,
+  collectionStatusCommand,
+  removeAllButNFullCommand,
+} from './command.js';
 import { explainDuplicityFailure, isMissingTargetDirectory } from './failures.js';
 import { uploadedBytes } from './statistics.js';
 
@@ -20,7 +26,11 @@ export class Duplicity {
   }
 
   async chainStatus(): Promise<ChainStatus> {
-    const result = await this.run(`reading the backup chain at ${this.url}`, collectionStatusCommand(this.settings), true);
+    const result = await this.run(
+      `reading the backup chain at ${this.url}`,
+      collectionStatusCommand(this.settings),
+      true,
+    );
     return parseCollectionStatus(result.fd3);
   }
 
@@ -36,12 +46,20 @@ export class Duplicity {
 
   /** Uploads `sourceDir`; returns the bytes that reached the target, when duplicity reports them. */
   async backup(kind: BackupKind, sourceDir: string): Promise<number | null> {
-    const result = await this.run(`${kind} upload to ${this.url}`, backupCommand(this.settings, kind, sourceDir), false);
+    const result = await this.run(
+      `${kind} upload to ${this.url}`,
+      backupCommand(this.settings, kind, sourceDir),
+      false,
+    );
     return uploadedBytes(result.stdoutTail);
   }
 
   async removeAllButNFull(keep: number): Promise<void> {
-    await this.run(`removing chains beyond the newest ${keep} at ${this.url}`, removeAllButNFullCommand(this.settings, keep), false);
+    await this.run(
+      `removing chains beyond the newest ${keep} at ${this.url}`,
+      removeAllButNFullCommand(this.settings, keep),
+      false,
+    );
   }
 
   async cleanup(): Promise<void> {

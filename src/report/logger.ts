@@ -17,7 +17,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const isTerminal = fd === 1 ? process.stdout.isTTY : process.stderr.isTTY;
   if (isTerminal) {
     // Synchronous on purpose: no worker thread, and nothing is lost when the process exits.
-    return pino(base, pretty({ destination: fd, sync: true, colorize: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss' }));
+    return pino(
+      base,
+      pretty({ destination: fd, sync: true, colorize: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss' }),
+    );
   }
   return pino(base, pino.destination({ fd, sync: true }));
 }

@@ -21,7 +21,10 @@ export interface Manifest {
 }
 
 /** Hashes every file under `dir` (streamed, synced to disk) and writes the manifest beside them. */
-export async function writeManifest(dir: string, fields: Omit<Manifest, 'format' | 'host' | 'files'>): Promise<Manifest> {
+export async function writeManifest(
+  dir: string,
+  fields: Omit<Manifest, 'format' | 'host' | 'files'>,
+): Promise<Manifest> {
   const files: ManifestFile[] = [];
   for (const path of await listFiles(dir)) {
     files.push({ name: relative(dir, path), ...(await hashFile(path)) });

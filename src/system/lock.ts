@@ -17,7 +17,12 @@ export interface RunLock {
 }
 
 export async function acquireRunLock(path: string, command: string): Promise<RunLock> {
-  const me: LockHolder = { pid: process.pid, processStart: await processStart(process.pid), startedAt: new Date().toISOString(), command };
+  const me: LockHolder = {
+    pid: process.pid,
+    processStart: await processStart(process.pid),
+    startedAt: new Date().toISOString(),
+    command,
+  };
   const temporary = `${path}.${process.pid}`;
   await writeFile(temporary, `${JSON.stringify(me)}\n`, { mode: 0o644 });
   try {
@@ -38,7 +43,10 @@ export async function acquireRunLock(path: string, command: string): Promise<Run
       }
       await unlink(path).catch(() => undefined);
     }
-    throw new LockHeldError(`could not take the lock ${path}: it keeps reappearing`, 'another run is starting at the same moment; try again');
+    throw new LockHeldError(
+      `could not take the lock ${path}: it keeps reappearing`,
+      'another run is starting at the same moment; try again',
+    );
   } finally {
     await unlink(temporary).catch(() => undefined);
   }

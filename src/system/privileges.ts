@@ -30,7 +30,10 @@ class MissingUserError extends AgentError {
 export async function agentUser(): Promise<SystemUser> {
   const user = await lookupUser(AGENT_USER);
   if (!user) {
-    throw new MissingUserError(`the system user ${AGENT_USER} does not exist`, `create it with: adduser --system --group --home /var/backups ${AGENT_USER}`);
+    throw new MissingUserError(
+      `the system user ${AGENT_USER} does not exist`,
+      `create it with: adduser --system --group --home /var/backups ${AGENT_USER}`,
+    );
   }
   return user;
 }
@@ -44,7 +47,9 @@ export async function becomeAgentUser(): Promise<void> {
   if (!isRoot()) return;
   const user = await agentUser();
   // Node has process.initgroups on POSIX; @types/node does not declare it.
-  const { initgroups, setgid, setuid } = process as NodeJS.Process & { initgroups?: (user: string, group: number) => void };
+  const { initgroups, setgid, setuid } = process as NodeJS.Process & {
+    initgroups?: (user: string, group: number) => void;
+  };
   if (!initgroups || !setgid || !setuid) throw new MissingUserError('this platform cannot change the process user');
   // Groups first, while still root: the groups of `backup` replace every group root had.
   initgroups(user.name, user.gid);
@@ -56,5 +61,6 @@ export async function becomeAgentUser(): Promise<void> {
 }
 
 export function requireRoot(command: string): void {
-  if (!isRoot()) throw new NotRootError(`${command} must run as root`, `run it with sudo: sudo backup-agent ${command}`);
+  if (!isRoot())
+    throw new NotRootError(`${command} must run as root`, `run it with sudo: sudo backup-agent ${command}`);
 }

@@ -60,7 +60,10 @@ export class CommandRunner {
     const shown = this.display(spec.argv);
     const started = Date.now();
     this.logger.debug({ argv: shown }, 'starting %s', spec.argv[0]);
-    const stdoutOption = spec.stdout === undefined || spec.stdout === 'tail' || spec.stdout === 'capture' ? 'pipe' : { file: spec.stdout.file };
+    const stdoutOption =
+      spec.stdout === undefined || spec.stdout === 'tail' || spec.stdout === 'capture'
+        ? 'pipe'
+        : { file: spec.stdout.file };
     const [file, ...args] = this.wrapper(spec);
     const child = execa(file, args, {
       stdio: spec.captureFd3 ? ['ignore', stdoutOption, 'pipe', 'pipe'] : ['ignore', stdoutOption, 'pipe'],
@@ -74,8 +77,9 @@ export class CommandRunner {
     });
     const stderrTail = keepTail(child.stderr);
     const stdoutCapture = spec.stdout === 'capture' ? collect(child.stdout) : Promise.resolve('');
-    const stdoutTail = spec.stdout === 'tail' || spec.stdout === undefined ? keepTail(child.stdout) : Promise.resolve([]);
-    const fd3 = spec.captureFd3 ? collect(child.stdio[3] as Readable | null) : Promise.resolve('');
+    const stdoutTail =
+      spec.stdout === 'tail' || spec.stdout === undefined ? keepTail(child.stdout) : Promise.resolve([]);
+    const fd3 = spec.captureFd3 ? collect(child.stdio[3]) : Promise.resolve('');
     const outcome = await child;
     const result: CommandResult = {
       exitCode: outcome.exitCode ?? 128,

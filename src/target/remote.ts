@@ -13,14 +13,34 @@ export interface RemoteFile {
 const PROBE = '.backup-agent-write-test';
 
 /** Creates the directory on the target (duplicity fails with rc 50 when it is missing). */
-export async function ensureRemoteDirectory(runner: CommandRunner, url: RsyncUrl, access: SshAccess, scratch: string): Promise<void> {
+export async function ensureRemoteDirectory(
+  runner: CommandRunner,
+  url: RsyncUrl,
+  access: SshAccess,
+  scratch: string,
+): Promise<void> {
   await withEmptyDirectory(scratch, (empty) =>
-    runner.run({ argv: ['rsync', '--recursive', '--mkpath', '-e', rsyncShell(url, access), `${empty}/`, rsyncRemoteSpec(url, true)] }),
+    runner.run({
+      argv: [
+        'rsync',
+        '--recursive',
+        '--mkpath',
+        '-e',
+        rsyncShell(url, access),
+        `${empty}/`,
+        rsyncRemoteSpec(url, true),
+      ],
+    }),
   );
 }
 
 /** Proves the directory is writable: uploads a probe file, then deletes exactly that file. */
-export async function probeRemoteWrite(runner: CommandRunner, url: RsyncUrl, access: SshAccess, scratch: string): Promise<void> {
+export async function probeRemoteWrite(
+  runner: CommandRunner,
+  url: RsyncUrl,
+  access: SshAccess,
+  scratch: string,
+): Promise<void> {
   const shell = rsyncShell(url, access);
   await withEmptyDirectory(scratch, async (dir) => {
     const probe = join(dir, PROBE);
@@ -29,7 +49,17 @@ export async function probeRemoteWrite(runner: CommandRunner, url: RsyncUrl, acc
     await rm(probe);
     // Only the probe is included, so --delete can remove nothing else.
     await runner.run({
-      argv: ['rsync', '--recursive', '--delete', `--include=/${PROBE}`, '--exclude=*', '-e', shell, `${dir}/`, rsyncRemoteSpec(url, true)],
+      argv: [
+        'rsync',
+        '--recursive',
+        '--delete',
+        `--include=/${PROBE}`,
+        '--exclude=*',
+        '-e',
+        shell,
+        `${dir}/`,
+        rsyncRemoteSpec(url, true),
+      ],
     });
   });
 }

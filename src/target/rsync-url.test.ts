@@ -5,13 +5,13 @@ import { childUrl, formatRsyncUrl, parseRsyncUrl, rsyncRemoteSpec } from './rsyn
 test('a relative path is kept relative to the login home', () => {
   const url = parseRsyncUrl('rsync://backup@backup.example.org/backups');
   assert.deepEqual(url, { user: 'backup', host: 'backup.example.org', port: null, path: 'backups' });
-  assert.equal(rsyncRemoteSpec(childUrl(url!, 'mysql'), true), 'backup@backup.example.org:backups/mysql/');
+  assert.equal(rsyncRemoteSpec(childUrl(url, 'mysql'), true), 'backup@backup.example.org:backups/mysql/');
 });
 
 test('a double slash means an absolute path, and the port is kept', () => {
   const url = parseRsyncUrl('rsync://root@127.0.0.1:2222//tmp/target/');
   assert.deepEqual(url, { user: 'root', host: '127.0.0.1', port: 2222, path: '/tmp/target' });
-  assert.equal(formatRsyncUrl(childUrl(url!, 'influxdb')), 'rsync://root@127.0.0.1:2222//tmp/target/influxdb');
+  assert.equal(formatRsyncUrl(childUrl(url, 'influxdb')), 'rsync://root@127.0.0.1:2222//tmp/target/influxdb');
 });
 
 test('URLs duplicity would not read as rsync over ssh are refused', () => {

@@ -8,7 +8,8 @@ export interface RsyncUrl {
   readonly path: string;
 }
 
-const RSYNC_URL = /^rsync:\/\/([A-Za-z0-9._-]+)@([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::(\d{1,5}))?\/(\/?[A-Za-z0-9._~\/-]+?)\/*$/;
+const RSYNC_URL =
+  /^rsync:\/\/([A-Za-z0-9._-]+)@([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::(\d{1,5}))?\/(\/?[A-Za-z0-9._~/-]+?)\/*$/;
 
 /** Returns the parsed URL, or null when it is not of the one form duplicity's rsync backend uses over ssh. */
 export function parseRsyncUrl(url: string): RsyncUrl | null {

@@ -28,5 +28,7 @@ export function sshOptions(access: SshAccess): string[] {
 
 /** rsync's -e value. rsync splits it on spaces itself (no shell), so paths must not contain spaces. */
 export function rsyncShell(url: RsyncUrl, access: SshAccess): string {
-  return ['ssh', ...(url.port === null ? [] : ['-p', String(url.port)]), '-oBatchMode=yes', ...sshOptions(access)].join(' ');
+  return ['ssh', ...(url.port === null ? [] : ['-p', String(url.port)]), '-oBatchMode=yes', ...sshOptions(access)].join(
+    ' ',
+  );
 }

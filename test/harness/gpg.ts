@@ -11,7 +11,11 @@ export interface GpgHome {
 const USER_ID = 'backup-agent test <test@example.invalid>';
 
 function gpg(home: string, args: string[], input?: string) {
-  return execa('gpg', ['--batch', '--no-tty', '--homedir', home, ...args], input === undefined ? { stdin: 'ignore' } : { input });
+  return execa(
+    'gpg',
+    ['--batch', '--no-tty', '--homedir', home, ...args],
+    input === undefined ? { stdin: 'ignore' } : { input },
+  );
 }
 
 async function killAgent(home: string): Promise<void> {
@@ -46,7 +50,17 @@ async function newHome(): Promise<string> {
 export async function makeGpgHome(): Promise<GpgHome> {
   const home = await newHome();
   try {
-    await gpg(home, ['--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', USER_ID, 'default', 'default', 'never']);
+    await gpg(home, [
+      '--pinentry-mode',
+      'loopback',
+      '--passphrase',
+      '',
+      '--quick-gen-key',
+      USER_ID,
+      'default',
+      'default',
+      'never',
+    ]);
     const fingerprint = await primaryFingerprint(home, true);
     await handOver(home);
     return { home, fingerprint };
@@ -61,7 +75,8 @@ export async function exportPublicOnlyHome(src: GpgHome): Promise<GpgHome> {
   const home = await newHome();
   try {
     const { stdout: armored } = await gpg(src.home, ['--armor', '--export', src.fingerprint]);
-    if (!armored.includes('BEGIN PGP PUBLIC KEY BLOCK')) throw new Error(`gpg --export of ${src.fingerprint} returned no key`);
+    if (!armored.includes('BEGIN PGP PUBLIC KEY BLOCK'))
+      throw new Error(`gpg --export of ${src.fingerprint} returned no key`);
     await gpg(home, ['--import'], armored);
     // Ultimate trust, so encryption works even without --always-trust.
     await gpg(home, ['--import-ownertrust'], `${src.fingerprint}:6:\n`);

@@ -92,9 +92,13 @@ test('mariadb: backup user dumps over socket and TCP, fingerprint tracks changes
 
   const dumps: string[] = [];
   for (const cnf of [socketCnf, tcpCnf]) {
-    const dump = await asBackup('mariadb-dump', [`--defaults-file=${cnf}`, '--single-transaction', '--skip-dump-date', 'shop'], {
-      stripFinalNewline: false,
-    });
+    const dump = await asBackup(
+      'mariadb-dump',
+      [`--defaults-file=${cnf}`, '--single-transaction', '--skip-dump-date', 'shop'],
+      {
+        stripFinalNewline: false,
+      },
+    );
     assert.equal(dump.exitCode, 0, `mariadb-dump via ${cnf}: ${String(dump.stderr)}`);
     const text = String(dump.stdout);
     assert.match(text.trimEnd(), /-- Dump completed$/);
@@ -136,10 +140,21 @@ test('influxdb: backup user takes a portable backup that restores to the same fi
   const backupDir = join(dir, 'influx-backup');
   const mkdir = await asBackup('mkdir', ['-m', '0700', backupDir]);
   assert.equal(mkdir.exitCode, 0, String(mkdir.stderr));
-  const backup = await asBackup('influxd', ['backup', '-portable', '-database', 'metrics', '-host', server.rpcAddress, backupDir]);
+  const backup = await asBackup('influxd', [
+    'backup',
+    '-portable',
+    '-database',
+    'metrics',
+    '-host',
+    server.rpcAddress,
+    backupDir,
+  ]);
   assert.equal(backup.exitCode, 0, `influxd backup: ${String(backup.stderr)}`);
   const files = await readdir(backupDir);
-  assert.ok(files.some((f) => f.endsWith('.manifest')), `no manifest in ${files.join(', ')}`);
+  assert.ok(
+    files.some((f) => f.endsWith('.manifest')),
+    `no manifest in ${files.join(', ')}`,
+  );
 
   await changeInflux(server, 'metrics');
   assert.notEqual(await server.fingerprint('metrics'), before);
@@ -155,7 +170,10 @@ test('influxdb: backup user takes a portable backup that restores to the same fi
   await server.dropDatabase('metrics_restored');
   const shown = await server.query('SHOW DATABASES');
   const names = (shown.results?.[0]?.series?.[0]?.values ?? []).map((row) => String(row[0]));
-  assert.deepEqual(names.filter((n) => n.startsWith('metrics')), ['metrics']);
+  assert.deepEqual(
+    names.filter((n) => n.startsWith('metrics')),
+    ['metrics'],
+  );
 });
 
 test('ssh target: backup user rsyncs a file with the generated key and known_hosts', async (t) => {
@@ -200,7 +218,13 @@ test('gpg: backup user encrypts with the public-only home and decrypts with the 
   publicHome = await exportPublicOnlyHome(full);
   assert.equal(publicHome.fingerprint, full.fingerprint);
 
-  const secrets = await asBackup('gpg', ['--batch', '--homedir', publicHome.home, '--with-colons', '--list-secret-keys']);
+  const secrets = await asBackup('gpg', [
+    '--batch',
+    '--homedir',
+    publicHome.home,
+    '--with-colons',
+    '--list-secret-keys',
+  ]);
   assert.equal(secrets.exitCode, 0, String(secrets.stderr));
   assert.doesNotMatch(String(secrets.stdout), /^sec:/m);
 
@@ -209,7 +233,15 @@ test('gpg: backup user encrypts with the public-only home and decrypts with the 
   await writeFile(plain, text, { mode: 0o644 });
   const encrypted = join(dir, 'secret.txt.gpg');
   const encrypt = await asBackup('gpg', [
-    '--batch', '--homedir', publicHome.home, '--recipient', full.fingerprint, '--output', encrypted, '--encrypt', plain,
+    '--batch',
+    '--homedir',
+    publicHome.home,
+    '--recipient',
+    full.fingerprint,
+    '--output',
+    encrypted,
+    '--encrypt',
+    plain,
   ]);
   assert.equal(encrypt.exitCode, 0, `encrypt: ${String(encrypt.stderr)}`);
   assert.notEqual(sha256(await readFile(encrypted)), sha256(text));
@@ -217,7 +249,17 @@ test('gpg: backup user encrypts with the public-only home and decrypts with the 
   const cannotDecrypt = await asBackup('gpg', ['--batch', '--homedir', publicHome.home, '--decrypt', encrypted]);
   assert.notEqual(cannotDecrypt.exitCode, 0, 'the public-only home must not be able to decrypt');
 
-  const decrypt = await asBackup('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--homedir', full.home, '--decrypt', encrypted]);
+  const decrypt = await asBackup('gpg', [
+    '--batch',
+    '--pinentry-mode',
+    'loopback',
+    '--passphrase',
+    '',
+    '--homedir',
+    full.home,
+    '--decrypt',
+    encrypted,
+  ]);
   assert.equal(decrypt.exitCode, 0, `decrypt: ${String(decrypt.stderr)}`);
   assert.equal(String(decrypt.stdout).trim(), text.trim());
 });

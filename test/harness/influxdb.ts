@@ -148,7 +148,9 @@ async function waitForPing(httpUrl: string, server: ResultPromise, logPath: stri
     }
     await sleep(200);
   }
-  throw new Error(`influxd did not answer /ping within ${START_TIMEOUT_MS / 1000} s (${lastError}):\n${await tail(logPath)}`);
+  throw new Error(
+    `influxd did not answer /ping within ${START_TIMEOUT_MS / 1000} s (${lastError}):\n${await tail(logPath)}`,
+  );
 }
 
 async function stopProcess(proc: ResultPromise): Promise<void> {

@@ -23,7 +23,11 @@ export async function fingerprintOfSqlDump(mariadb: MariaDb, dir: string, databa
 /** Restores <dir>/<database> with influxd restore -portable -newdb and returns that database's fingerprint. */
 export async function fingerprintOfInfluxBackup(influx: InfluxDb, dir: string, database: string): Promise<string> {
   const scratch = `${database}_check_${++counter}`;
-  await execa('influxd', ['restore', '-portable', '-host', influx.rpcAddress, '-db', database, '-newdb', scratch, join(dir, database)], { stdin: 'ignore' });
+  await execa(
+    'influxd',
+    ['restore', '-portable', '-host', influx.rpcAddress, '-db', database, '-newdb', scratch, join(dir, database)],
+    { stdin: 'ignore' },
+  );
   try {
     return await influx.fingerprint(scratch);
   } finally {

@@ -120,7 +120,15 @@ export async function startSshTarget(): Promise<SshTarget> {
       reject: false,
     });
 
-    const sshArgs = ['-p', String(port), '-i', clientKey, `-oUserKnownHostsFile=${knownHosts}`, '-oStrictHostKeyChecking=yes', '-oBatchMode=yes'];
+    const sshArgs = [
+      '-p',
+      String(port),
+      '-i',
+      clientKey,
+      `-oUserKnownHostsFile=${knownHosts}`,
+      '-oStrictHostKeyChecking=yes',
+      '-oBatchMode=yes',
+    ];
     await waitForBanner(port, server, logPath);
     await checkLoginAsBackup(sshArgs, logPath);
 
@@ -144,7 +152,9 @@ async function waitForBanner(port: number, server: ResultPromise, logPath: strin
     if (await readBanner(port)) return;
     await sleep(100);
   }
-  throw new Error(`sshd did not listen on 127.0.0.1:${port} within ${START_TIMEOUT_MS / 1000} s:\n${await tail(logPath)}`);
+  throw new Error(
+    `sshd did not listen on 127.0.0.1:${port} within ${START_TIMEOUT_MS / 1000} s:\n${await tail(logPath)}`,
+  );
 }
 
 // Proves the whole chain the agent relies on: uid 34 can read the key and the

@@ -38,7 +38,11 @@ export class InfluxdbSource implements DataSource {
       await runner.run({ argv: metastoreBackupCommand(this.host, dir) });
     } catch (error) {
       if (!(error instanceof CommandFailedError)) throw error;
-      throw new BackupFailedError(`influxd backup of the metastore from ${this.host} failed: ${error.result.stderrTail.at(-1) ?? ''}`, 'check the influxd log', { cause: error });
+      throw new BackupFailedError(
+        `influxd backup of the metastore from ${this.host} failed: ${error.result.stderrTail.at(-1) ?? ''}`,
+        'check the influxd log',
+        { cause: error },
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -61,7 +65,11 @@ export class InfluxdbSource implements DataSource {
         const cause = /backup failed: EOF|backup: EOF/.test(output)
           ? `database ${database} does not exist on ${this.host}`
           : (error.result.stderrTail.at(-1) ?? `exit code ${error.result.exitCode}`);
-        throw new BackupFailedError(`influxdb backup of ${database} failed: ${cause}`, 'check influxdb.databases and the influxd log', { cause: error });
+        throw new BackupFailedError(
+          `influxdb backup of ${database} failed: ${cause}`,
+          'check influxdb.databases and the influxd log',
+          { cause: error },
+        );
       }
       await checkPortableBackup(database, target);
     }
@@ -78,7 +86,11 @@ async function checkPortableBackup(database: string, dir: string): Promise<void>
   const names = await readdir(dir).catch(() => [] as string[]);
   const empty: string[] = [];
   for (const name of names) if ((await stat(join(dir, name))).size === 0) empty.push(name);
-  if (!names.some((name) => name.endsWith('.manifest')) || !names.some((name) => name.endsWith('.meta')) || empty.length > 0) {
+  if (
+    !names.some((name) => name.endsWith('.manifest')) ||
+    !names.some((name) => name.endsWith('.meta')) ||
+    empty.length > 0
+  ) {
     throw new BackupFailedError(
       `influxdb backup of ${database} is incomplete: ${dir} holds ${names.length === 0 ? 'nothing' : names.join(', ')}${empty.length > 0 ? ` (empty: ${empty.join(', ')})` : ''}`,
       'influxd exited 0 without writing a complete portable backup; check the influxd log',

@@ -20,7 +20,15 @@ export function dumpCommand(program: string, optionFile: string, database: strin
 
 /** Schema only, to /dev/null: connection, password, grant and views are all exercised. */
 export function accessCheckCommand(program: string, optionFile: string, database: string): Argv {
-  return [program, `--defaults-file=${optionFile}`, '--single-transaction', '--no-tablespaces', '--no-data', `--result-file=/dev/null`, database];
+  return [
+    program,
+    `--defaults-file=${optionFile}`,
+    '--single-transaction',
+    '--no-tablespaces',
+    '--no-data',
+    `--result-file=/dev/null`,
+    database,
+  ];
 }
 
 export function versionCommand(program: string): Argv {

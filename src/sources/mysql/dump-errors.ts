@@ -52,5 +52,9 @@ export function explainDumpFailure(database: string, optionFile: string, error: 
   const known = CAUSES.find((candidate) => candidate.pattern.test(stderr));
   const detail = error.result.stderrTail.at(-1) ?? `exit code ${error.result.exitCode}`;
   const cause = known?.cause ?? 'the dump client failed';
-  return new BackupFailedError(`mysql dump of ${database} failed: ${cause}: ${detail}`, known?.hint(database, optionFile), { cause: error });
+  return new BackupFailedError(
+    `mysql dump of ${database} failed: ${cause}: ${detail}`,
+    known?.hint(database, optionFile),
+    { cause: error },
+  );
 }

@@ -50,7 +50,10 @@ export class MysqlSource implements DataSource {
   }
 
   dumpCommands(dir: string): PlannedCommand[] {
-    return this.databases.map((database) => ({ argv: dumpCommand(this.program, this.optionFile, database), stdoutTo: dumpFile(dir, database) }));
+    return this.databases.map((database) => ({
+      argv: dumpCommand(this.program, this.optionFile, database),
+      stdoutTo: dumpFile(dir, database),
+    }));
   }
 
   async dump(runner: CommandRunner, dir: string): Promise<void> {

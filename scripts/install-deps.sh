@@ -1,0 +1,47 @@
+#!/bin/bash
+# Installs everything the tests, the demo and the benchmarks run for real, on a fresh Debian 12:
+# the servers the harness starts on loopback (MariaDB, InfluxDB 1.x, sshd), the programs the agent
+# drives (duplicity, rsync, ssh, gpg), and the tools that prove the .deb (debootstrap, nspawn, lintian).
+# Then the npm dependencies, exactly as locked.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps.sh: run as root (it installs Debian packages)" >&2
+  exit 77
+fi
+
+packages=(
+  mariadb-server mariadb-client influxdb
+  duplicity rsync openssh-server openssh-client gnupg
+  procps psmisc util-linux
+  debootstrap systemd-container lintian
+  python3 make g++ libsystemd-dev pkg-config
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+done
+
+if ((${#missing[@]} > 0)); then
+  # The harness starts its own servers in temp dirs; the packages' system services must not start
+  # (and must not take the default ports). policy-rc.d is Debian's switch for that during install.
+  policy=/usr/sbin/policy-rc.d
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's `backup` user (uid 34) is part of base-passwd; the agent relies on it, never invents one.
+if ! id backup >/dev/null 2>&1; then
+  echo "install-deps.sh: Debian's system user 'backup' is missing (base-passwd should provide it)" >&2
+  exit 1
+fi
+
+cd "$(dirname "$0")/.."
+npm ci --no-audit --no-fund
