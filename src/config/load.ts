@@ -21,7 +21,7 @@ export async function loadConfig(file: string): Promise<Config> {
     throw new ConfigError(
       file,
       [`cannot read the configuration: ${errorMessage(error)}`],
-      'create it from /usr/share/doc/backup-agent/backup-agent.ini, or pass --config FILE',
+      `create it with: backup-agent example-config > ${file}   (then edit it), or pass --config FILE`,
     );
   }
   return parseConfig(text, file);
@@ -49,11 +49,10 @@ export function parseConfig(text: string, file: string): Config {
 
   const config: Record<string, Record<string, unknown>> = { file: {} };
   for (const section of known) {
-    const present = sections[section];
-    if (present === undefined && !OPTIONAL_SECTIONS.includes(section)) {
-      problems.push(`section [${section}] is missing`);
-    }
-    config[section] = parseSection(section, present ?? { enabled: 'false' }, problems);
+    // An absent source section disables the source; any other absent section takes its defaults,
+    // and a key without a default is then reported as required, by name.
+    const absent: RawSection = OPTIONAL_SECTIONS.includes(section) ? { enabled: 'false' } : {};
+    config[section] = parseSection(section, sections[section] ?? absent, problems);
   }
   if (problems.length === 0) problems.push(...crossChecks(config as unknown as Config));
   if (problems.length > 0)

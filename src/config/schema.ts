@@ -7,13 +7,18 @@ import {
   boolean,
   cronExpression,
   duration,
+  emailAddress,
+  emailList,
   gpgKeyId,
   hostPort,
+  httpUrl,
   integer,
   nameList,
   oneOf,
   optionalAbsolutePath,
+  optionalTimeOfDay,
   rsyncUrl,
+  smtpUrl,
   timeZone,
 } from './values.js';
 
@@ -35,7 +40,7 @@ export const CONFIG_KEYS = {
     schedule: key(
       cronExpression,
       '15 23 * * *',
-      'When the daemon runs a backup (cron, 5 fields), evaluated in `timezone`.',
+      'When the daemon runs a backup (cron: 5 fields, or 6 with seconds first), evaluated in `timezone`.',
     ),
     timezone: key(timeZone, 'UTC', 'Time zone of `schedule` and `full_day`.'),
     full_day: key(oneOf(WEEKDAYS), 'sun', 'Weekday of the weekly full backup; other days are incremental.'),
@@ -54,6 +59,27 @@ export const CONFIG_KEYS = {
       absolutePath,
       '/var/cache/backup-agent',
       "duplicity's --archive-dir (signatures of the chain) and the run lock.",
+    ),
+    restore_dir: key(
+      absolutePath,
+      '/var/lib/backup-agent/restore',
+      'Where restore and verify download backups (one subdirectory per source) and keep safety dumps.',
+    ),
+    catch_up: key(
+      boolean,
+      'true',
+      'daemon: when a scheduled run was missed while it was down (or there is no state file yet), run once soon after start.',
+    ),
+    deadline: key(
+      optionalTimeOfDay,
+      '01:00',
+      'daemon: a scheduled run must have succeeded by this time (HH:MM in `timezone`) after it started; empty: no deadline.',
+    ),
+    rpo: key(duration, '26h', "daemon: alert when a source's newest successful backup is older than this."),
+    state_file: key(
+      absolutePath,
+      '/var/lib/backup-agent/state.json',
+      'daemon: last run and last success per source, read by `status` and by catch-up after a restart.',
     ),
   },
   target: {
@@ -103,11 +129,56 @@ export const CONFIG_KEYS = {
       '',
       "Client option file with user and password; empty: the agent user's ~/.my.cnf.",
     ),
+    admin_defaults_file: key(
+      optionalAbsolutePath,
+      '',
+      "Option file for root's restore client; empty: root's defaults (Debian: the local socket, unix_socket auth).",
+    ),
   },
   influxdb: {
     enabled: key(boolean, 'true', 'Back up InfluxDB 1.x (a missing [influxdb] section means false).'),
     databases: key(nameList('database'), '', 'Databases to back up with influxd backup -portable.', 'telegraf'),
     host: key(hostPort, '127.0.0.1:8088', "influxd's RPC address (bind-address in influxdb.conf)."),
+    http_url: key(
+      httpUrl,
+      'http://127.0.0.1:8086',
+      "influxd's HTTP API, used by restore and verify to drop and inspect databases.",
+    ),
+    stop_services: key(
+      nameList('systemd service'),
+      'telegraf',
+      'Services stopped during an InfluxDB restore and started again afterwards (skipped when not installed).',
+    ),
+  },
+  notify: {
+    email_to: key(
+      emailList,
+      '',
+      'Who gets alert mails, e.g. ops@example.org (several: comma-separated); empty: no mail.',
+    ),
+    email_from: key(emailAddress, 'backup-agent@%H', 'Sender of alert mails; %H is the host name.'),
+    smtp_url: key(
+      smtpUrl,
+      'smtp://localhost:25',
+      'Mail server: smtp://host[:port] (STARTTLS when offered) or smtps://user@host:465.',
+    ),
+    smtp_password_file: key(
+      optionalAbsolutePath,
+      '',
+      'File holding the SMTP password for the user in smtp_url; owned by the agent user, not readable by others.',
+    ),
+    on: key(
+      oneOf(['failure', 'always'] as const),
+      'failure',
+      'failure: mail failures and recoveries; always: also every successful run.',
+    ),
+  },
+  metrics: {
+    textfile: key(
+      optionalAbsolutePath,
+      '',
+      'node_exporter textfile collector file written after each run, e.g. /var/lib/prometheus/node-exporter/backup_agent.prom; empty: none.',
+    ),
   },
 } as const;
 

@@ -50,14 +50,17 @@ export function nameList(what: string) {
     );
 }
 
+/** croner's own default also accepts a 7th (year) field; the daemon's schedule and this check must agree. */
+export const CRON_MODE = '5-or-6-parts';
+
 export const cronExpression = z.string().refine((text) => {
   try {
-    new Cron(text, { paused: true });
+    new Cron(text, { paused: true, mode: CRON_MODE });
     return true;
   } catch {
     return false;
   }
-}, 'expected a cron expression of 5 fields (minute hour day-of-month month day-of-week), e.g. 15 23 * * *');
+}, 'expected a cron expression of 5 fields (minute hour day-of-month month day-of-week), e.g. 15 23 * * *, optionally preceded by a seconds field');
 
 export const timeZone = z.string().refine((text) => {
   try {
@@ -86,6 +89,67 @@ export type Weekday = (typeof WEEKDAYS)[number];
 
 export const hostPort = z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:8088');
 
+export const httpUrl = z
+  .string()
+  .regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?\/?$/, 'expected http://host:port, e.g. http://127.0.0.1:8086')
+  .transform((text) => text.replace(/\/$/, ''));
+
 export const gpgKeyId = z
   .string()
   .refine((text) => text === '' || /^(0x)?[0-9A-Fa-f]{8,40}$/.test(text), 'expected a key id or fingerprint in hex');
+
+/** HH:MM on the 24-hour clock, or empty for "not set". */
+export const optionalTimeOfDay = z
+  .string()
+  .regex(/^(|([01]\d|2[0-3]):[0-5]\d)$/, 'expected a time of day as HH:MM (24-hour clock), or empty')
+  .transform((text) => (text === '' ? null : text));
+
+/** Comma- or space-separated mail addresses; empty means no mail. */
+export const emailList = z
+  .string()
+  .transform((text) => text.split(/[\s,]+/).filter((address) => address !== ''))
+  .refine(
+    (addresses) => addresses.every((address) => /^[^\s@<>]+@[^\s@<>]+$/.test(address)),
+    'expected mail addresses (user@host) separated by commas or spaces',
+  );
+
+/** One sender address; %H stands for the host name. */
+export const emailAddress = z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, 'expected a mail address, e.g. backup-agent@%H');
+
+export interface SmtpUrl {
+  readonly secure: boolean;
+  readonly host: string;
+  readonly port: number;
+  /** Login name; the password comes from a file, never from the URL. */
+  readonly user: string | null;
+}
+
+export const smtpUrl = z.string().transform((text, context) => {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (
+    url === undefined ||
+    !['smtp:', 'smtps:'].includes(url.protocol) ||
+    url.hostname === '' ||
+    !/^\/?$/.test(url.pathname)
+  ) {
+    context.addIssue({ code: 'custom', message: 'expected smtp://host[:port] or smtps://user@host[:port]' });
+    return z.NEVER;
+  }
+  if (url.password !== '') {
+    // The config file is readable by more people and tools than a 0600 secret file.
+    context.addIssue({ code: 'custom', message: 'put the password in notify.smtp_password_file, not in the URL' });
+    return z.NEVER;
+  }
+  const secure = url.protocol === 'smtps:';
+  return {
+    secure,
+    host: url.hostname,
+    port: url.port === '' ? (secure ? 465 : 25) : Number(url.port),
+    user: url.username === '' ? null : decodeURIComponent(url.username),
+  } satisfies SmtpUrl;
+});

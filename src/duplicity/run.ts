@@ -10,6 +10,7 @@ import {
   cleanupCommand,
   collectionStatusCommand,
   removeAllButNFullCommand,
+  restoreCommand,
 } from './command.js';
 import { explainDuplicityFailure, isMissingTargetDirectory } from './failures.js';
 import { uploadedBytes } from './statistics.js';
@@ -19,6 +20,8 @@ export class Duplicity {
     private readonly runner: CommandRunner,
     private readonly settings: DuplicitySettings,
     private readonly env: Readonly<Record<string, string>>,
+    /** Root restores run duplicity as the backup user: it owns the cache, the ssh key and known_hosts. */
+    private readonly runAs?: { readonly uid: number; readonly gid: number },
   ) {}
 
   get url(): string {
@@ -66,12 +69,27 @@ export class Duplicity {
     await this.run(`cleanup at ${this.url}`, cleanupCommand(this.settings), false);
   }
 
+  /** Restores the backup set of `time` into `destination`, which must not exist yet. */
+  async restore(time: Date, destination: string): Promise<void> {
+    await this.run(
+      `download of the backup of ${time.toISOString()} from ${this.url}`,
+      restoreCommand(this.settings, duplicityTime(time), destination),
+      false,
+    );
+  }
+
   private async run(what: string, argv: readonly [string, ...string[]], captureFd3: boolean) {
     try {
-      return await this.runner.run({ argv, env: this.env, captureFd3, stdout: 'tail' });
+      const runAs = this.runAs === undefined ? {} : { runAs: this.runAs };
+      return await this.runner.run({ argv, env: this.env, captureFd3, stdout: 'tail', ...runAs });
     } catch (error) {
       if (error instanceof CommandFailedError && error.signal === undefined) throw explainDuplicityFailure(what, error);
       throw error;
     }
   }
+}
+
+/** duplicity reads a W3C date-time; whole seconds in UTC name one backup set exactly. */
+export function duplicityTime(time: Date): string {
+  return time.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

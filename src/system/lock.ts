@@ -1,6 +1,6 @@
 // One run at a time per host. The lock file names its holder (pid, start time, command) so the
 // second run can say who has it; a holder that died (kill -9, reboot) is detected and replaced.
-import { link, readFile, unlink, writeFile } from 'node:fs/promises';
+import { chown, link, readFile, unlink, writeFile } from 'node:fs/promises';
 import { LockHeldError } from '../errors.js';
 
 interface LockHolder {
@@ -16,7 +16,12 @@ export interface RunLock {
   release(): Promise<void>;
 }
 
-export async function acquireRunLock(path: string, command: string): Promise<RunLock> {
+/** `owner`: root (restore) hands the lock file to the backup user, who owns the cache directory. */
+export async function acquireRunLock(
+  path: string,
+  command: string,
+  owner?: { readonly uid: number; readonly gid: number },
+): Promise<RunLock> {
   const me: LockHolder = {
     pid: process.pid,
     processStart: await processStart(process.pid),
@@ -25,6 +30,7 @@ export async function acquireRunLock(path: string, command: string): Promise<Run
   };
   const temporary = `${path}.${process.pid}`;
   await writeFile(temporary, `${JSON.stringify(me)}\n`, { mode: 0o644 });
+  if (owner !== undefined) await chown(temporary, owner.uid, owner.gid);
   try {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {

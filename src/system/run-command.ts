@@ -15,6 +15,10 @@ export interface CommandSpec {
   readonly stdout?: 'capture' | 'tail' | { readonly file: string };
   /** Read file descriptor 3 of the child (duplicity --log-fd 3). */
   readonly captureFd3?: boolean;
+  /** The child reads this file as its stdin (an import); the agent never holds its content. */
+  readonly stdinFile?: string;
+  /** Called with the child's pid once it runs, e.g. to follow its progress in /proc. */
+  readonly onStart?: (pid: number) => void;
   /** Drop to this uid/gid for the child only (root restores run duplicity as the backup user). */
   readonly runAs?: { readonly uid: number; readonly gid: number };
   /** Exit codes that are not failures. Default [0]. */
@@ -65,8 +69,9 @@ export class CommandRunner {
         ? 'pipe'
         : { file: spec.stdout.file };
     const [file, ...args] = this.wrapper(spec);
+    const stdin = spec.stdinFile === undefined ? 'ignore' : { file: spec.stdinFile };
     const child = execa(file, args, {
-      stdio: spec.captureFd3 ? ['ignore', stdoutOption, 'pipe', 'pipe'] : ['ignore', stdoutOption, 'pipe'],
+      stdio: spec.captureFd3 ? [stdin, stdoutOption, 'pipe', 'pipe'] : [stdin, stdoutOption, 'pipe'],
       env: { ...spec.env, LC_ALL: 'C.UTF-8' },
       extendEnv: true,
       buffer: false,
@@ -75,6 +80,7 @@ export class CommandRunner {
       forceKillAfterDelay: KILL_GRACE_MS,
       cwd: spec.cwd,
     });
+    if (child.pid !== undefined) spec.onStart?.(child.pid);
     const stderrTail = keepTail(child.stderr);
     const stdoutCapture = spec.stdout === 'capture' ? collect(child.stdout) : Promise.resolve('');
     const stdoutTail =

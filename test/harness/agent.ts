@@ -38,6 +38,9 @@ export interface AgentHost {
   readonly stagingDir: string;
   readonly cacheDir: string;
   readonly myCnf: string;
+  /** root's client options for restores: the test server's socket, unix_socket auth. */
+  readonly adminCnf: string;
+  readonly restoreDir: string;
   readonly passphraseFile: string;
   readonly gnupgHome: string;
   /** (Re)writes the config: defaults for this host, then the overrides (null removes a section). */
@@ -64,6 +67,8 @@ export async function makeAgentHost(services: HostServices): Promise<AgentHost> 
     stagingDir: join(dir, 'staging'),
     cacheDir: join(dir, 'cache'),
     myCnf: join(etc, 'my.cnf'),
+    adminCnf: join(etc, 'admin.cnf'),
+    restoreDir: join(dir, 'restore'),
     passphraseFile: join(etc, 'passphrase'),
     gnupgHome: services.gpg?.home ?? join(dir, 'gnupg'),
   };
@@ -77,11 +82,17 @@ export async function makeAgentHost(services: HostServices): Promise<AgentHost> 
   if (services.mariadb) {
     await services.mariadb.createBackupUser('bk', MYSQL_PASSWORD, [MYSQL_DATABASE]);
     await services.mariadb.writeMyCnf(host.myCnf, { user: 'bk', password: MYSQL_PASSWORD, socket: true });
+    await writeFile(host.adminCnf, `[client]\nuser = root\nsocket = ${services.mariadb.socket}\n`, { mode: 0o600 });
   }
   await chownToBackup(etc);
 
   const defaults = (): Record<string, Record<string, string>> => ({
-    agent: { staging_dir: host.stagingDir, cache_dir: host.cacheDir, full_day: notToday() },
+    agent: {
+      staging_dir: host.stagingDir,
+      cache_dir: host.cacheDir,
+      restore_dir: host.restoreDir,
+      full_day: notToday(),
+    },
     target: {
       url: services.target.url,
       passphrase_file: host.passphraseFile,
@@ -89,8 +100,20 @@ export async function makeAgentHost(services: HostServices): Promise<AgentHost> 
       known_hosts: services.target.knownHosts,
       gnupg_home: host.gnupgHome,
     },
-    ...(services.mariadb ? { mysql: { databases: MYSQL_DATABASE, defaults_file: host.myCnf } } : {}),
-    ...(services.influx ? { influxdb: { databases: INFLUX_DATABASE, host: services.influx.rpcAddress } } : {}),
+    ...(services.mariadb
+      ? { mysql: { databases: MYSQL_DATABASE, defaults_file: host.myCnf, admin_defaults_file: host.adminCnf } }
+      : {}),
+    ...(services.influx
+      ? {
+          influxdb: {
+            databases: INFLUX_DATABASE,
+            host: services.influx.rpcAddress,
+            http_url: services.influx.httpUrl,
+            // No systemd on the test machine; the booted-container test covers stopping telegraf.
+            stop_services: '',
+          },
+        }
+      : {}),
   });
 
   const writeConfig = async (overrides: IniOverrides = {}): Promise<void> => {

@@ -13,3 +13,8 @@ export function metastoreBackupCommand(host: string, dir: string): Argv {
 export function versionCommand(): Argv {
   return ['influxd', 'version'];
 }
+
+/** Restores one database from a portable backup; `newName` restores it under another name. */
+export function restoreCommand(host: string, database: string, dir: string, newName?: string): Argv {
+  return ['influxd', 'restore', '-portable', '-host', host, '-db', database, ...(newName ? ['-newdb', newName] : []), dir];
+}

@@ -82,7 +82,7 @@ export class InfluxdbSource implements DataSource {
 }
 
 /** A portable backup is a .manifest, a .meta and one .tar.gz per shard; none may be empty. */
-async function checkPortableBackup(database: string, dir: string): Promise<void> {
+export async function checkPortableBackup(database: string, dir: string): Promise<void> {
   const names = await readdir(dir).catch(() => [] as string[]);
   const empty: string[] = [];
   for (const name of names) if ((await stat(join(dir, name))).size === 0) empty.push(name);

@@ -84,7 +84,8 @@ function dumpFile(dir: string, database: string): string {
   return join(dir, `${database}.sql`);
 }
 
-async function endsWithTrailer(file: string): Promise<boolean> {
+/** mysqldump writes "-- Dump completed" last: without it the dump stopped early. */
+export async function endsWithTrailer(file: string): Promise<boolean> {
   const handle = await open(file, 'r');
   try {
     const { size } = await handle.stat();

@@ -1,0 +1,192 @@
+// Root's side of a MySQL/MariaDB restore: safety dump, replace the database with the downloaded
+// dump, and prove the result (tables versus the dump, row counts). The client runs as root through
+// the local socket (Debian's root authenticates with unix_socket), or with agent.admin_defaults_file.
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { BackupFailedError, UsageError } from '../errors.js';
+import { formatBytes } from '../report/format.js';
+import type { Logger } from '../report/logger.js';
+import { dumpCommand, importCommand, queryCommand } from '../sources/mysql/commands.js';
+import { findProgram } from '../system/find-program.js';
+import { CommandFailedError, type CommandRunner } from '../system/run-command.js';
+import type { Argv } from '../sources/source.js';
+
+export interface TableCount {
+  readonly table: string;
+  readonly rows: number;
+}
+
+const NAME = /^[A-Za-z0-9_$-]{1,64}$/;
+
+export function checkDatabaseName(name: string, option: string): string {
+  if (!NAME.test(name)) throw new UsageError(`${option} "${name}" is not a database name (letters, digits, _ $ -)`);
+  return name;
+}
+
+function ident(name: string): string {
+  return `\`${name}\``;
+}
+
+export class MysqlAdmin {
+  private constructor(
+    private readonly runner: CommandRunner,
+    private readonly logger: Logger,
+    private readonly client: string,
+    private readonly dumper: string,
+    private readonly optionFile: string | null,
+  ) {}
+
+  static async create(runner: CommandRunner, logger: Logger, config: Config['mysql']): Promise<MysqlAdmin> {
+    const client = (await findProgram('mariadb')) ? 'mariadb' : 'mysql';
+    const dumper = (await findProgram('mariadb-dump')) ? 'mariadb-dump' : 'mysqldump';
+    const optionFile = config.admin_defaults_file === '' ? null : config.admin_defaults_file;
+    return new MysqlAdmin(runner, logger, client, dumper, optionFile);
+  }
+
+  /** The commands a restore of `database` runs, for --dry-run; no safety file means a new database. */
+  plannedCommands(database: string, dumpFile: string, safetyFile: string | null): string[] {
+    return [
+      ...(safetyFile === null
+        ? []
+        : [
+            `${dumpCommand(this.dumper, this.optionFile, database).join(' ')} > ${safetyFile}`,
+            queryCommand(this.client, this.optionFile, `DROP DATABASE IF EXISTS ${ident(database)}`).join(' '),
+          ]),
+      queryCommand(this.client, this.optionFile, `CREATE DATABASE ${ident(database)}`).join(' '),
+      `${importCommand(this.client, this.optionFile, database).join(' ')} < ${dumpFile}`,
+    ];
+  }
+
+  async query(sql: string): Promise<string[][]> {
+    const result = await this.runSql(queryCommand(this.client, this.optionFile, sql), `${this.client}: ${sql}`);
+    return result
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => line.split('\t'));
+  }
+
+  async exists(database: string): Promise<boolean> {
+    const rows = await this.query(
+      `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${database}'`,
+    );
+    return rows.length > 0;
+  }
+
+  /** The current database as a plain dump: a restore can always be undone with it. */
+  async safetyDump(database: string, file: string): Promise<number> {
+    await this.runner.run({ argv: dumpCommand(this.dumper, this.optionFile, database), stdout: { file } });
+    return (await stat(file)).size;
+  }
+
+  /** Drops and recreates the database with its original character set, then imports the dump. */
+  async replace(database: string, dumpFile: string, showProgress: boolean): Promise<void> {
+    const existing = (await this.exists(database))
+      ? (await this.query(`SHOW CREATE DATABASE ${ident(database)}`))[0]?.[1]
+      : undefined;
+    await this.query(`DROP DATABASE IF EXISTS ${ident(database)}`);
+    await this.query(existing ?? `CREATE DATABASE ${ident(database)}`);
+    await this.import(database, dumpFile, showProgress);
+  }
+
+  async createEmpty(database: string): Promise<void> {
+    await this.query(`CREATE DATABASE ${ident(database)}`);
+  }
+
+  async drop(database: string): Promise<void> {
+    await this.query(`DROP DATABASE IF EXISTS ${ident(database)}`);
+  }
+
+  async import(database: string, dumpFile: string, showProgress: boolean): Promise<void> {
+    const size = (await stat(dumpFile)).size;
+    let timer: NodeJS.Timeout | undefined;
+    const onStart = (pid: number): void => {
+      if (!showProgress) return;
+      timer = setInterval(() => {
+        void readPosition(pid).then((position) => {
+          if (position !== undefined)
+            process.stderr.write(
+              `\r  importing ${database}: ${formatBytes(position)} of ${formatBytes(size)} (${Math.floor((100 * position) / Math.max(size, 1))}%)   `,
+            );
+        });
+      }, 1000);
+    };
+    try {
+      await this.runner.run({
+        argv: importCommand(this.client, this.optionFile, database),
+        stdinFile: dumpFile,
+        onStart,
+      });
+    } catch (error) {
+      if (error instanceof CommandFailedError) {
+        throw new BackupFailedError(
+          `importing ${dumpFile} into ${database} failed: ${error.result.stderrTail.at(-1) ?? `exit code ${error.result.exitCode}`}`,
+          undefined,
+          { cause: error },
+        );
+      }
+      throw error;
+    } finally {
+      if (timer !== undefined) {
+        clearInterval(timer);
+        process.stderr.write('\n');
+      }
+    }
+    this.logger.info({ database, bytes: size }, 'imported %s into %s', formatBytes(size), database);
+  }
+
+  /** Tables present in the database with their row counts, sorted by name. */
+  async tableCounts(database: string): Promise<TableCount[]> {
+    const tables = await this.query(
+      `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${database}' AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME`,
+    );
+    const counts: TableCount[] = [];
+    for (const [table] of tables) {
+      if (table === undefined) continue;
+      const [row] = await this.query(`SELECT COUNT(*) FROM ${ident(database)}.${ident(table)}`);
+      counts.push({ table, rows: Number(row?.[0] ?? 0) });
+    }
+    return counts;
+  }
+
+  private async runSql(argv: Argv, what: string): Promise<string> {
+    try {
+      return (await this.runner.run({ argv, stdout: 'capture' })).stdout;
+    } catch (error) {
+      if (error instanceof CommandFailedError) {
+        throw new BackupFailedError(
+          `${what} failed: ${error.result.stderrTail.at(-1) ?? `exit code ${error.result.exitCode}`}`,
+          this.optionFile === null
+            ? 'the restore connects as root through the local socket; set mysql.admin_defaults_file if root needs a password'
+            : `check the credentials in mysql.admin_defaults_file = ${this.optionFile}`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+}
+
+/** The tables a dump creates, read with grep: a 10 GB dump is not read into memory. */
+export async function tablesInDump(runner: CommandRunner, dumpFile: string): Promise<string[]> {
+  const result = await runner.run({
+    argv: ['grep', '--text', '--only-matching', '--extended-regexp', '^CREATE TABLE `[^`]+`', dumpFile],
+    stdout: 'capture',
+    okExitCodes: [0, 1],
+  });
+  return result.stdout
+    .split('\n')
+    .map((line) => /`([^`]+)`/.exec(line)?.[1])
+    .filter((name): name is string => name !== undefined)
+    .sort();
+}
+
+async function readPosition(pid: number): Promise<number | undefined> {
+  try {
+    const info = await readFile(join('/proc', String(pid), 'fdinfo', '0'), 'utf8');
+    const match = /^pos:\s+(\d+)/m.exec(info);
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
