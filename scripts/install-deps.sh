@@ -13,7 +13,7 @@ fi
 packages=(
   mariadb-server mariadb-client influxdb
   duplicity rsync openssh-server openssh-client gnupg
-  procps psmisc util-linux
+  procps psmisc util-linux curl
   debootstrap systemd-container lintian
   python3 make g++ libsystemd-dev pkg-config
 )

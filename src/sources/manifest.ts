@@ -8,6 +8,8 @@ import type { ManifestFile, SourceKind } from '../domain.js';
 import { writeFileAtomic } from '../system/atomic-write.js';
 
 export const MANIFEST_NAME = 'MANIFEST.json';
+/** The same hashes in `sha256sum --check` format, for the manual restore without the agent. */
+export const CHECKSUMS_NAME = 'SHA256SUMS';
 
 export interface Manifest {
   readonly format: 1;
@@ -30,6 +32,7 @@ export async function writeManifest(
     files.push({ name: relative(dir, path), ...(await hashFile(path)) });
   }
   const manifest: Manifest = { format: 1, host: hostname(), ...fields, files };
+  await writeFileAtomic(join(dir, CHECKSUMS_NAME), files.map((file) => `${file.sha256}  ${file.name}\n`).join(''));
   await writeFileAtomic(join(dir, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
 }
@@ -75,7 +78,7 @@ async function listFiles(dir: string): Promise<string[]> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) found.push(...(await listFiles(path)));
-    else if (entry.isFile() && entry.name !== MANIFEST_NAME) found.push(path);
+    else if (entry.isFile() && entry.name !== MANIFEST_NAME && entry.name !== CHECKSUMS_NAME) found.push(path);
   }
   return found.sort();
 }
