@@ -1,0 +1,7 @@
+#!/bin/bash
+# The demo on a fresh Debian 12 machine: install what it needs, build, run a real backup and restore.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+npm run build
+exec node --import tsx scripts/demo.ts
