@@ -8,7 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { type AgentHost, MYSQL_DATABASE, MYSQL_PASSWORD, PASSPHRASE, makeAgentHost } from './harness/agent.js';
+import { MYSQL_DATABASE, MYSQL_PASSWORD, PASSPHRASE, makeAgentHost } from './harness/agent.js';
 import { type GpgHome, exportPublicOnlyHome, makeGpgHome, removeGpgHome } from './harness/gpg.js';
 import { type MariaDb, changeData, seedDatabase, startMariaDb } from './harness/mariadb.js';
 import { type SshTarget, startSshTarget } from './harness/ssh-target.js';
