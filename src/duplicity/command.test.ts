@@ -1,0 +1,81 @@
+// The command lines for both duplicity generations (0.8.22 on Debian 12, 3.0.4 on Debian 13), as
+// verified in duplicity-facts: the options that exist only in one version must only go there.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseRsyncUrl } from '../target/rsync-url.js';
+import {
+  type DuplicitySettings,
+  backupCommand,
+  collectionStatusCommand,
+  duplicityEnvironment,
+  restoreCommand,
+} from './command.js';
+import { parseDuplicityVersion } from './version.js';
+
+function settings(versionText: string, overrides: Partial<DuplicitySettings> = {}): DuplicitySettings {
+  const version = parseDuplicityVersion(versionText);
+  const url = parseRsyncUrl('rsync://backup@backup.example.org:2222//srv/backups/mysql');
+  assert.ok(version && url);
+  return {
+    version,
+    archiveDir: '/var/cache/backup-agent',
+    name: 'mysql',
+    url,
+    encryption: { mode: 'symmetric' },
+    volumeSizeMb: 200,
+    tempDir: '/var/cache/backup-agent/tmp',
+    sshKey: '/etc/backup-agent/id_ed25519',
+    knownHosts: '/etc/backup-agent/known_hosts',
+    controlDir: '/var/cache/backup-agent',
+    ...overrides,
+  };
+}
+
+test('0.8 builds the next volume during the upload; 3.x has no --asynchronous-upload', () => {
+  const old = backupCommand(settings('duplicity 0.8.22'), 'incremental', '/staging/mysql');
+  const modern = backupCommand(settings('duplicity 3.0.4'), 'incremental', '/staging/mysql');
+  assert.ok(old.includes('--asynchronous-upload'));
+  assert.ok(!modern.includes('--asynchronous-upload'));
+  for (const argv of [old, modern]) {
+    assert.equal(argv[1], 'incremental');
+    assert.deepEqual(argv.slice(-2), ['/staging/mysql', 'rsync://backup@backup.example.org:2222//srv/backups/mysql']);
+    // 3.x would pick sqrt(file size) blocks: far larger incrementals for a plain dump.
+    assert.equal(argv[argv.indexOf('--max-blocksize') + 1], '2048');
+    assert.equal(argv[argv.indexOf('--volsize') + 1], '200');
+  }
+});
+
+test('restore uses only the options both versions accept, and no path-to-restore option', () => {
+  for (const version of ['duplicity 0.8.22', 'duplicity 3.0.4']) {
+    const argv = restoreCommand(settings(version), '2026-11-20T23:15:00Z', '/restore/mysql');
+    assert.deepEqual(argv.slice(0, 4), ['duplicity', 'restore', '--time', '2026-11-20T23:15:00Z']);
+    assert.ok(!argv.some((arg) => /--file-to-restore|--path-to-restore/.test(arg)));
+    assert.deepEqual(argv.slice(-2), ['rsync://backup@backup.example.org:2222//srv/backups/mysql', '/restore/mysql']);
+  }
+});
+
+test('a status read fails fast, an upload retries; ssh pins the key and the host key', () => {
+  const status = collectionStatusCommand(settings('duplicity 3.0.4'));
+  assert.equal(status[status.indexOf('--num-retries') + 1], '1');
+  assert.ok(status.includes('--log-fd'));
+  const upload = backupCommand(settings('duplicity 3.0.4'), 'full', '/s');
+  assert.equal(upload[upload.indexOf('--num-retries') + 1], '3');
+  const ssh = upload.find((arg) => arg.startsWith('--ssh-options='));
+  assert.match(ssh ?? '', /-oIdentityFile=\/etc\/backup-agent\/id_ed25519/);
+  assert.match(ssh ?? '', /-oStrictHostKeyChecking=yes/);
+});
+
+test('encryption modes: symmetric passes nothing secret; pubkey names the key; none disables gpg', () => {
+  const symmetric = backupCommand(settings('duplicity 0.8.22'), 'full', '/s');
+  assert.ok(!symmetric.some((arg) => /encrypt|passphrase/i.test(arg)));
+  const pubkey = backupCommand(
+    settings('duplicity 0.8.22', { encryption: { mode: 'pubkey', key: 'ABCDEF0123456789' } }),
+    'full',
+    '/s',
+  );
+  assert.equal(pubkey[pubkey.indexOf('--encrypt-key') + 1], 'ABCDEF0123456789');
+  const none = backupCommand(settings('duplicity 3.0.4', { encryption: { mode: 'none' } }), 'full', '/s');
+  assert.ok(none.includes('--no-encryption'));
+  // Without PASSPHRASE duplicity prompts and dies on a closed stdin, so it is always set.
+  assert.deepEqual(duplicityEnvironment('', '/g'), { PASSPHRASE: '', GNUPGHOME: '/g' });
+});
