@@ -2,6 +2,8 @@
 // the environment or files, every command logged with its duration and exit code, and the tail of
 // stderr kept for the error message. Children get a parent-death signal so that a kill -9 of the
 // agent does not leave a duplicity or a dump running on its own.
+import { once } from 'node:events';
+import { type ReadStream, type WriteStream, createReadStream, createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
@@ -64,12 +66,29 @@ export class CommandRunner {
     const shown = this.display(spec.argv);
     const started = Date.now();
     this.logger.debug({ argv: shown }, 'starting %s', spec.argv[0]);
-    const stdoutOption =
+    // Files are opened here and handed to the child as its own descriptors, like a shell's < and >:
+    // execa's {file} target would pump every byte of a dump through this process.
+    const output =
       spec.stdout === undefined || spec.stdout === 'tail' || spec.stdout === 'capture'
-        ? 'pipe'
-        : { file: spec.stdout.file };
+        ? undefined
+        : await openForChild(createWriteStream(spec.stdout.file, { mode: 0o600 }));
+    const input = spec.stdinFile === undefined ? undefined : await openForChild(createReadStream(spec.stdinFile));
+    try {
+      return await this.runOpened(spec, shown, started, input ?? 'ignore', output ?? 'pipe');
+    } finally {
+      input?.destroy();
+      output?.destroy();
+    }
+  }
+
+  private async runOpened(
+    spec: CommandSpec,
+    shown: string[],
+    started: number,
+    stdin: ReadStream | 'ignore',
+    stdoutOption: WriteStream | 'pipe',
+  ): Promise<CommandResult> {
     const [file, ...args] = this.wrapper(spec);
-    const stdin = spec.stdinFile === undefined ? 'ignore' : { file: spec.stdinFile };
     const child = execa(file, args, {
       stdio: spec.captureFd3 ? [stdin, stdoutOption, 'pipe', 'pipe'] : [stdin, stdoutOption, 'pipe'],
       env: { ...spec.env, LC_ALL: 'C.UTF-8' },
@@ -139,4 +158,10 @@ async function collect(stream: Readable | null): Promise<string> {
 
 export function seconds(ms: number): string {
   return (ms / 1000).toFixed(1);
+}
+
+/** Waits until the stream has its descriptor, so execa passes the descriptor itself to the child. */
+async function openForChild<T extends ReadStream | WriteStream>(stream: T): Promise<T> {
+  await once(stream, 'open');
+  return stream;
 }

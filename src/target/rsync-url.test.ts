@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { childUrl, formatRsyncUrl, parseRsyncUrl, rsyncRemoteSpec } from './rsync-url.js';
+import { sshOptions } from './ssh.js';
 
 test('a relative path is kept relative to the login home', () => {
   const url = parseRsyncUrl('rsync://backup@backup.example.org/backups');
@@ -25,4 +26,12 @@ test('URLs duplicity would not read as rsync over ssh are refused', () => {
   ]) {
     assert.equal(parseRsyncUrl(bad), null, bad);
   }
+});
+
+test('a cache_dir too long for a unix socket path does without the shared ssh connection', () => {
+  const access = { sshKey: '/k', knownHosts: '/h' };
+  assert.ok(sshOptions({ ...access, controlDir: '/var/cache/backup-agent' }).includes('-oControlMaster=auto'));
+  const long = `/var/tmp/${'x'.repeat(60)}`;
+  const options = sshOptions({ ...access, controlDir: long });
+  assert.ok(!options.some((option) => option.startsWith('-oControl')), options.join(' '));
 });

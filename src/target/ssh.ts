@@ -18,12 +18,23 @@ export function sshOptions(access: SshAccess): string[] {
     '-oConnectTimeout=20',
     '-oServerAliveInterval=30',
     '-oServerAliveCountMax=4',
-    // duplicity starts one rsync+ssh per file and per listing: one shared connection saves a key
-    // exchange each time. The master closes itself 30 s after its last use.
-    '-oControlMaster=auto',
-    `-oControlPath=${access.controlDir}/ssh-%C`,
-    '-oControlPersist=30',
+    ...sharedConnection(access.controlDir),
   ];
+}
+
+// A unix socket path holds at most 107 bytes, and ssh adds a 17-byte suffix while it creates the
+// master socket; %C expands to 40 hex digits.
+const SOCKET_PATH_MAX = 107;
+const CONTROL_PATH_OVERHEAD = '/ssh-'.length + 40 + 17;
+
+/**
+ * duplicity starts one rsync+ssh per file and per listing: one shared connection saves a key
+ * exchange each time, and the master closes itself 30 s after its last use. A cache_dir too long
+ * for the socket would make every upload fail, so such hosts just do without the sharing.
+ */
+function sharedConnection(controlDir: string): string[] {
+  if (Buffer.byteLength(controlDir) + CONTROL_PATH_OVERHEAD > SOCKET_PATH_MAX) return [];
+  return ['-oControlMaster=auto', `-oControlPath=${controlDir}/ssh-%C`, '-oControlPersist=30'];
 }
 
 /** rsync's -e value. rsync splits it on spaces itself (no shell), so paths must not contain spaces. */
