@@ -1,0 +1,256 @@
+// Turns the measured rounds into the printed tables. Figures only: nothing here passes or fails.
+import type { DatasetShape } from './dataset.js';
+import { median, mib, secs } from './measure.js';
+import type { AgentResult, Kind, PlainResult } from './workflows.js';
+
+export interface Measured<T> {
+  readonly result: T;
+  /** Bytes of the files this backup added on its target. */
+  readonly stored: number;
+  readonly storedFiles: number;
+  /** 1-minute load average when this run started: the machine is shared. */
+  readonly load: string;
+}
+
+export interface RoundResult {
+  readonly round: number;
+  readonly kind: Kind;
+  readonly order: 'plain first' | 'agent first';
+  readonly plain: Measured<PlainResult>;
+  readonly agent: Measured<AgentResult>;
+}
+
+export interface SizeResult {
+  readonly shape: DatasetShape;
+  readonly generateMs: number;
+  /** Bytes of the plain full dump: the size the shape was aiming at. */
+  readonly dumpBytes: number;
+  readonly rounds: readonly RoundResult[];
+}
+
+const KINDS: readonly Kind[] = ['full', 'incremental'];
+
+function table(rows: readonly (readonly string[])[], rightAligned: ReadonlySet<number> = new Set()): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows
+    .map((row) =>
+      row
+        .map((cell, i) => (rightAligned.has(i) ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+function ofKind(size: SizeResult, kind: Kind): RoundResult[] {
+  return size.rounds.filter((round) => round.kind === kind);
+}
+
+function percent(ratio: number): string {
+  const value = (ratio - 1) * 100;
+  return `${value >= 0 ? '+' : ''}${value.toFixed(1)} %`;
+}
+
+function peakMiB(rounds: readonly RoundResult[]): number {
+  return Math.max(...rounds.map((round) => round.agent.result.rss.selfKiB)) / 1024;
+}
+
+/** The headline: medians per size and kind, and the agent's peak RSS. */
+export function formatSummary(sizes: readonly SizeResult[]): string {
+  const rows: string[][] = [
+    [
+      'dump',
+      'backup',
+      'plain wall',
+      'agent wall',
+      'agent overhead',
+      '(per round)',
+      'plain stored',
+      'agent stored',
+      'agent peak RSS',
+    ],
+  ];
+  for (const size of sizes) {
+    for (const kind of KINDS) {
+      const rounds = ofKind(size, kind);
+      const plain = median(rounds.map((r) => r.plain.result.wallMs));
+      const agent = median(rounds.map((r) => r.agent.result.wallMs));
+      const ratios = rounds.map((r) => r.agent.result.wallMs / r.plain.result.wallMs);
+      rows.push([
+        mib(size.dumpBytes, 0),
+        kind,
+        secs(plain),
+        secs(agent),
+        percent(agent / plain),
+        `${percent(Math.min(...ratios))} .. ${percent(Math.max(...ratios))}`,
+        mib(median(rounds.map((r) => r.plain.stored)), 2),
+        mib(median(rounds.map((r) => r.agent.stored)), 2),
+        `${peakMiB(rounds).toFixed(1)} MiB`,
+      ]);
+    }
+  }
+  const lines = [table(rows, new Set([2, 3, 4, 6, 7, 8]))];
+  if (sizes.length >= 2) {
+    const small = sizes[0];
+    const large = sizes.at(-1);
+    if (small !== undefined && large !== undefined) {
+      const [a, b] = [peakMiB(small.rounds), peakMiB(large.rounds)];
+      lines.push(
+        `agent peak RSS, ${mib(small.dumpBytes, 0)} -> ${mib(large.dumpBytes, 0)} of dump ` +
+          `(x${(large.dumpBytes / small.dumpBytes).toFixed(1)}): ${a.toFixed(1)} -> ${b.toFixed(1)} MiB ` +
+          `(${b - a >= 0 ? '+' : ''}${(b - a).toFixed(1)} MiB)`,
+      );
+    }
+  } else {
+    lines.push('(one size only: give two sizes, e.g. --sizes 50,500, to see whether the peak grows with the dump)');
+  }
+  return lines.join('\n');
+}
+
+function commandTotals(result: AgentResult): Map<string, number> {
+  const totals = new Map<string, number>();
+  for (const command of result.commands) {
+    totals.set(command.label, (totals.get(command.label) ?? 0) + command.durationMs);
+  }
+  return totals;
+}
+
+/** Every round of one size, where the time goes, and the memory of the processes around the agent. */
+export function formatSize(size: SizeResult): string {
+  const { shape } = size;
+  const lines = [
+    `== ${shape.sizeMiB} MiB asked: full dump ${mib(size.dumpBytes)}; documents ${shape.documents.toLocaleString('en')} ` +
+      `rows, events ${shape.events.toLocaleString('en')} rows; generated in ${secs(size.generateMs)} ==`,
+  ];
+
+  const perRound: string[][] = [
+    [
+      'round',
+      'backup',
+      'order',
+      'plain wall',
+      'agent wall',
+      'agent/plain',
+      'plain stored',
+      'agent stored',
+      'agent RSS',
+      'load (plain/agent)',
+    ],
+  ];
+  for (const r of size.rounds) {
+    perRound.push([
+      String(r.round),
+      r.kind,
+      r.order,
+      secs(r.plain.result.wallMs),
+      secs(r.agent.result.wallMs),
+      (r.agent.result.wallMs / r.plain.result.wallMs).toFixed(3),
+      `${mib(r.plain.stored, 2)} (${r.plain.storedFiles} files)`,
+      `${mib(r.agent.stored, 2)} (${r.agent.storedFiles} files)`,
+      `${(r.agent.result.rss.selfKiB / 1024).toFixed(1)} MiB`,
+      `${r.plain.load} / ${r.agent.load}`,
+    ]);
+  }
+  lines.push(table(perRound, new Set([3, 4, 5, 6, 7, 8])));
+
+  lines.push('', 'where the time goes (medians over rounds, seconds; agent steps as its own log reports them):');
+  const breakdown: string[][] = [['', ...KINDS]];
+  const cell = (kind: Kind, pick: (r: RoundResult) => number): string =>
+    (median(ofKind(size, kind).map(pick)) / 1000).toFixed(2);
+  breakdown.push(['plain: mysqldump > file', ...KINDS.map((k) => cell(k, (r) => r.plain.result.dumpMs))]);
+  breakdown.push(['plain: duplicity', ...KINDS.map((k) => cell(k, (r) => r.plain.result.duplicityMs))]);
+  breakdown.push(['plain: total', ...KINDS.map((k) => cell(k, (r) => r.plain.result.wallMs))]);
+  breakdown.push([
+    'agent: spawn -> first log line',
+    ...KINDS.map((k) => cell(k, (r) => r.agent.result.firstLogMs ?? Number.NaN)),
+  ]);
+  const labels: string[] = [];
+  for (const r of size.rounds)
+    for (const c of r.agent.result.commands) if (!labels.includes(c.label)) labels.push(c.label);
+  for (const label of labels) {
+    breakdown.push([
+      `agent: ${label}`,
+      ...KINDS.map((k) => cell(k, (r) => commandTotals(r.agent.result).get(label) ?? 0)),
+    ]);
+  }
+  breakdown.push([
+    'agent: between commands (hashing, checks, start-up)',
+    ...KINDS.map((k) =>
+      cell(k, (r) => r.agent.result.wallMs - [...commandTotals(r.agent.result).values()].reduce((a, b) => a + b, 0)),
+    ),
+  ]);
+  breakdown.push(['agent: total', ...KINDS.map((k) => cell(k, (r) => r.agent.result.wallMs))]);
+  lines.push(table(breakdown, new Set([1, 2])));
+
+  const peaks = (self: (r: RoundResult) => number, children: (r: RoundResult) => Readonly<Record<string, number>>) => {
+    const merged: Record<string, number> = {};
+    let top = 0;
+    for (const r of size.rounds) {
+      top = Math.max(top, self(r));
+      for (const [name, kib] of Object.entries(children(r))) merged[name] = Math.max(merged[name] ?? 0, kib);
+    }
+    const parts = Object.entries(merged)
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, kib]) => `${name} ${(kib / 1024).toFixed(0)}`);
+    return `${(top / 1024).toFixed(1)} MiB${parts.length > 0 ? `; its children: ${parts.join(', ')} MiB` : ''}`;
+  };
+  lines.push(
+    '',
+    'peak RSS (VmHWM, max over rounds):',
+    `  agent node process: ${peaks(
+      (r) => r.agent.result.rss.selfKiB,
+      (r) => r.agent.result.rss.descendantsKiB,
+    )}`,
+    `  plain duplicity:    ${peaks(
+      (r) => r.plain.result.duplicityRss.selfKiB,
+      (r) => r.plain.result.duplicityRss.descendantsKiB,
+    )}`,
+  );
+  return lines.join('\n');
+}
+
+/** `--name value` / `--name=value` pairs of a command line; positionals (source, URL) are left out. */
+function optionsOf(argv: readonly string[], positionals: number): Map<string, string> {
+  const options = new Map<string, string>();
+  const words = argv.slice(0, argv.length - positionals);
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i] ?? '';
+    if (!word.startsWith('-')) continue;
+    const equals = word.indexOf('=');
+    if (equals > 0) options.set(word.slice(0, equals), word.slice(equals + 1));
+    else if (words[i + 1] !== undefined && !(words[i + 1] ?? '').startsWith('-')) options.set(word, words[++i] ?? '');
+    else options.set(word, '');
+  }
+  return options;
+}
+
+/** How two command lines differ, option by option; ssh options compared one by one. */
+export function formatOptionDiff(
+  what: string,
+  plain: readonly string[],
+  agent: readonly string[],
+  positionals: number,
+): string {
+  const [p, a] = [optionsOf(plain, positionals), optionsOf(agent, positionals)];
+  const show = (name: string, value: string): string => (value === '' ? name : `${name} ${value}`);
+  const lines = [`${what}:`];
+  const same = [...p].filter(([name, value]) => a.get(name) === value).map(([name, value]) => show(name, value));
+  lines.push(`  same on both:      ${same.join(' ') || '-'}`);
+  const onlyAgent = [...a].filter(([name]) => !p.has(name)).map(([name, value]) => show(name, value));
+  lines.push(`  only the agent:    ${onlyAgent.join(' ') || '-'}`);
+  const onlyPlain = [...p].filter(([name]) => !a.has(name)).map(([name, value]) => show(name, value));
+  lines.push(`  only plain:        ${onlyPlain.join(' ') || '-'}`);
+  for (const [name, value] of p) {
+    const other = a.get(name);
+    if (other === undefined || other === value) continue;
+    if (name === '--ssh-options') {
+      const plainSsh = new Set(value.split(' '));
+      const extra = other.split(' ').filter((option) => !plainSsh.has(option));
+      lines.push(`  ${name}: the agent adds ${extra.join(' ')}`);
+    } else {
+      lines.push(`  ${name}: plain ${value}, agent ${other}`);
+    }
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,212 @@
+// The two workflows under test, each timed as a whole (first process start to last exit):
+//   plain: the lab's `mysqldump ... agama > staging/agama.sql` then `duplicity full|incremental`, both
+//          as the backup user, as its cron job would run them;
+//   agent: `node dist/main.js --config FILE run [--full]` started as root, as an operator would; it
+//          drops to backup by itself.
+import { spawn } from 'node:child_process';
+import { open, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { type LogLine, parseLogs } from '../test/harness/agent.js';
+import { backupUser } from '../test/harness/temp-dir.js';
+import { type RssPeaks, sampleRss } from './measure.js';
+
+export type Kind = 'full' | 'incremental';
+
+interface Running {
+  kill(signal: NodeJS.Signals): void;
+  readonly done: Promise<unknown>;
+}
+
+/** Children currently running, so that a signal can stop them before the cleanup removes their files. */
+const running = new Set<Running>();
+
+function track<T>(kill: (signal: NodeJS.Signals) => void, done: Promise<T>): Promise<T> {
+  const entry: Running = { kill, done: done.catch(() => undefined) };
+  running.add(entry);
+  void entry.done.finally(() => running.delete(entry));
+  return done;
+}
+
+export async function stopRunningChildren(): Promise<void> {
+  for (const child of running) child.kill('SIGTERM');
+  await Promise.all([...running].map((child) => child.done));
+}
+
+/** setpriv's arguments that run `argv` as the backup user; setpriv execs it, so the pid is the program's. */
+async function asBackupUser(argv: readonly string[]): Promise<string[]> {
+  const { uid, gid } = await backupUser();
+  return [`--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--', ...argv];
+}
+
+/** What cron gives the backup user (its passwd home is /var/backups). */
+const BACKUP_ENV = { HOME: '/var/backups', USER: 'backup', LOGNAME: 'backup' } as const;
+
+export interface PlainSetup {
+  readonly myCnf: string;
+  /** Holds agama.sql; owned by backup. */
+  readonly stagingDir: string;
+  /** duplicity --archive-dir; owned by backup. */
+  readonly archiveDir: string;
+  readonly url: string;
+  readonly sshKey: string;
+  readonly knownHosts: string;
+  readonly database: string;
+}
+
+export interface PlainResult {
+  readonly wallMs: number;
+  readonly dumpMs: number;
+  readonly duplicityMs: number;
+  readonly dumpBytes: number;
+  /** Peak RSS of duplicity itself and of its children (rsync, ssh). */
+  readonly duplicityRss: RssPeaks;
+}
+
+export function plainCommands(setup: PlainSetup, kind: Kind): { dump: string[]; duplicity: string[] } {
+  return {
+    // The lab's command; --defaults-file stands for the backup user's ~/.my.cnf.
+    dump: ['mysqldump', `--defaults-file=${setup.myCnf}`, '--single-transaction', setup.database],
+    duplicity: [
+      'duplicity',
+      kind,
+      '--no-encryption',
+      // The lab relies on ~/.cache/duplicity; /var/backups is not writable by backup, so name one.
+      '--archive-dir',
+      setup.archiveDir,
+      '--name',
+      'plain',
+      // The lab's target listens on port 22 with the key in ~/.ssh; this one needs both named.
+      `--ssh-options=-oIdentityFile=${setup.sshKey} -oUserKnownHostsFile=${setup.knownHosts}`,
+      setup.stagingDir,
+      setup.url,
+    ],
+  };
+}
+
+/** Like the shell's `argv > file`: the child gets the file's descriptor, nothing passes through node. */
+async function runToFile(argv: readonly string[], file: string): Promise<void> {
+  const { uid, gid } = await backupUser();
+  const handle = await open(file, 'w', 0o600);
+  try {
+    await handle.chown(uid, gid);
+    const child = spawn('setpriv', await asBackupUser(argv), {
+      stdio: ['ignore', handle.fd, 'pipe'],
+      env: { ...process.env, ...BACKUP_ENV },
+    });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (code, signal) => resolve({ code, signal }));
+    });
+    const { code, signal } = await track((sig) => child.kill(sig), exit);
+    if (code !== 0) throw new Error(`${argv.join(' ')} failed (exit ${code ?? signal}):\n${stderr}`);
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function runPlain(setup: PlainSetup, kind: Kind): Promise<PlainResult> {
+  const commands = plainCommands(setup, kind);
+  const dumpFile = join(setup.stagingDir, `${setup.database}.sql`);
+  const started = performance.now();
+  await runToFile(commands.dump, dumpFile);
+  const dumped = performance.now();
+  const child = execa('setpriv', await asBackupUser(commands.duplicity), {
+    stdin: 'ignore',
+    env: BACKUP_ENV,
+    reject: false,
+  });
+  const sampler = child.pid === undefined ? undefined : sampleRss(child.pid);
+  const result = await track((signal) => child.kill(signal), child);
+  const ended = performance.now();
+  const duplicityRss = (await sampler?.stop()) ?? { selfKiB: 0, descendantsKiB: {} };
+  if (result.exitCode !== 0) {
+    throw new Error(
+      `plain duplicity ${kind} failed (exit ${result.exitCode ?? result.signal}):\n${result.stderr}\n${result.stdout}`,
+    );
+  }
+  return {
+    wallMs: ended - started,
+    dumpMs: dumped - started,
+    duplicityMs: ended - dumped,
+    dumpBytes: (await stat(dumpFile)).size,
+    duplicityRss,
+  };
+}
+
+export interface AgentCommand {
+  /** e.g. "duplicity full", "mariadb-dump", "rsync" */
+  readonly label: string;
+  readonly argv: readonly string[];
+  readonly durationMs: number;
+}
+
+export interface AgentResult {
+  readonly wallMs: number;
+  readonly exitCode: number;
+  readonly rss: RssPeaks;
+  readonly logs: readonly LogLine[];
+  /** Every command the agent logged as finished, in order. */
+  readonly commands: readonly AgentCommand[];
+  readonly summary: LogLine | undefined;
+  /** From spawning node to its first log line: start-up, config, privileges. */
+  readonly firstLogMs: number | null;
+  readonly stderr: string;
+}
+
+function commandLabel(argv: readonly string[]): string {
+  const program = (argv[0] ?? '?').split('/').at(-1) ?? '?';
+  if (argv.includes('--version')) return `${program} --version`;
+  if (program === 'duplicity') return `duplicity ${argv[1] ?? ''}`;
+  if (program.endsWith('dump') && argv.includes('--no-data')) return `${program} --no-data (access check)`;
+  return program;
+}
+
+/** `run --full`, or a plain `run` that the agent itself decides is incremental (it is checked). */
+export async function runAgent(agentMain: string, configFile: string, kind: Kind): Promise<AgentResult> {
+  const startedAt = Date.now();
+  const started = performance.now();
+  const child = execa(
+    process.execPath,
+    [agentMain, '--config', configFile, 'run', ...(kind === 'full' ? ['--full'] : [])],
+    // info is what an operator gets; debug would add log lines and their cost.
+    { stdin: 'ignore', reject: false, env: { BACKUP_AGENT_LOG_LEVEL: 'info' } },
+  );
+  const sampler = child.pid === undefined ? undefined : sampleRss(child.pid);
+  const result = await track((signal) => child.kill(signal), child);
+  const wallMs = performance.now() - started;
+  const rss = (await sampler?.stop()) ?? { selfKiB: 0, descendantsKiB: {} };
+  const logs = parseLogs(result.stdout);
+  const commands: AgentCommand[] = [];
+  for (const line of logs) {
+    const argv = line['argv'];
+    const durationMs = line['durationMs'];
+    if (!Array.isArray(argv) || typeof durationMs !== 'number') continue;
+    commands.push({ label: commandLabel(argv as string[]), argv: argv as string[], durationMs });
+  }
+  const first = logs[0];
+  return {
+    wallMs,
+    exitCode: result.exitCode ?? -1,
+    rss,
+    logs,
+    commands,
+    summary: logs.find((line) => line['summary'] === true && line['source'] === 'mysql'),
+    firstLogMs: first === undefined ? null : Date.parse(String(first['time'])) - startedAt,
+    stderr: result.stderr,
+  };
+}
+
+/**
+ * The agent's shared ssh connection (ControlPersist=30) outlives the run. Closing it after each run
+ * keeps runs independent (a daily run never finds a live master) and leaves no process behind.
+ */
+export async function closeSshMasters(controlDir: string): Promise<void> {
+  const names = await readdir(controlDir).catch(() => [] as string[]);
+  for (const name of names.filter((entry) => entry.startsWith('ssh-'))) {
+    const args = await asBackupUser(['ssh', `-oControlPath=${join(controlDir, name)}`, '-O', 'exit', 'bench']);
+    await execa('setpriv', args, { stdin: 'ignore', reject: false, timeout: 10_000 });
+  }
+}
