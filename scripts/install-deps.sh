@@ -44,4 +44,6 @@ if ! id backup >/dev/null 2>&1; then
 fi
 
 cd "$(dirname "$0")/.."
+# sd-notify is a native addon: node-gyp must use the local Node headers, not download them.
+if [[ -d /usr/include/node ]]; then export npm_config_nodedir=/usr; fi
 npm ci --no-audit --no-fund

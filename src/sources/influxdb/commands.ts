@@ -16,5 +16,15 @@ export function versionCommand(): Argv {
 
 /** Restores one database from a portable backup; `newName` restores it under another name. */
 export function restoreCommand(host: string, database: string, dir: string, newName?: string): Argv {
-  return ['influxd', 'restore', '-portable', '-host', host, '-db', database, ...(newName ? ['-newdb', newName] : []), dir];
+  return [
+    'influxd',
+    'restore',
+    '-portable',
+    '-host',
+    host,
+    '-db',
+    database,
+    ...(newName ? ['-newdb', newName] : []),
+    dir,
+  ];
 }

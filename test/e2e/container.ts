@@ -1,0 +1,322 @@
+// A throwaway Debian 13 machine booted with systemd as PID 1, for the end-to-end tests of the .deb.
+//
+// How, and why this way (measured on the Debian 12 host, whose PID 1 is not systemd):
+// - The clean root is debootstrapped once into BUILD_CACHE/trixie-boot (minbase + systemd-sysv + dbus)
+//   and never changed afterwards.
+// - Each container gets an overlayfs over it (upper dir in the cache): mounting takes milliseconds,
+//   where a full copy of the root (`cp -a`, no reflinks on ext4) takes seconds, and
+//   `systemd-nspawn --ephemeral` needs btrfs or copies the whole tree too.
+// - `systemd-nspawn --boot --register=no --keep-unit`: there is no systemd-machined on the host,
+//   so no machinectl, no `systemd-run --machine`; commands run with `nsenter` into the namespaces
+//   of the container's PID 1, as root, with a clean environment.
+// - The host network is shared (no --private-network): apt in the container reaches the Debian
+//   mirror. Downloaded .debs are shared with the build through BUILD_CACHE/apt-archives.
+import { findProgram } from '../../src/system/find-program.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync } from 'node:fs';
+import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+
+export const BUILD_CACHE = process.env['BACKUP_AGENT_BUILD_CACHE'] ?? '/var/cache/backup-agent-build';
+const MIRROR = process.env['DEBIAN_MIRROR'] ?? 'http://deb.debian.org/debian';
+const BOOT_ROOT = join(BUILD_CACHE, 'trixie-boot');
+const BOOT_PACKAGES = ['systemd-sysv', 'dbus'];
+const MARKER = '.backup-agent-boot-root';
+const CONTAINER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface RunResult {
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface RunOptions {
+  /** Exit codes that do not throw (default [0]). */
+  readonly okExitCodes?: readonly number[];
+  readonly env?: Readonly<Record<string, string>>;
+  readonly input?: string;
+  readonly timeoutMs?: number;
+}
+
+export interface Container {
+  readonly name: string;
+  /** The container's / as seen from the host (the overlay mount). */
+  readonly rootDir: string;
+  /** Milliseconds from starting nspawn to `is-system-running` answering running or degraded. */
+  readonly bootMs: number;
+  /** What `systemctl is-system-running` said after boot. */
+  readonly systemState: string;
+  /** Runs argv inside the container as root (no shell). Throws on an exit code outside okExitCodes. */
+  run(argv: readonly [string, ...string[]], options?: RunOptions): Promise<RunResult>;
+  /** Copies a host file into the container. */
+  copyIn(hostFile: string, containerPath: string): Promise<void>;
+  /** Powers off, unmounts, removes the overlay. Safe to call twice. */
+  destroy(): Promise<void>;
+}
+
+export class ContainerCommandError extends Error {
+  constructor(
+    readonly argv: readonly string[],
+    readonly result: RunResult,
+  ) {
+    super(
+      `in container: ${argv.join(' ')} exited ${result.exitCode}\n${result.stderr.slice(-2000)}\n${result.stdout.slice(-2000)}`,
+    );
+    this.name = 'ContainerCommandError';
+  }
+}
+
+/** Why the e2e tests cannot run here, or undefined when they can. */
+export async function missingPrerequisite(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return 'needs root (debootstrap, mount, systemd-nspawn)';
+  for (const tool of ['debootstrap', 'systemd-nspawn', 'nsenter']) {
+    if ((await findProgram(tool)) === undefined) {
+      return `${tool} is not installed (apt-get install debootstrap systemd-container)`;
+    }
+  }
+  return undefined;
+}
+
+/** Creates the clean booting root once (about 2 minutes); later calls reuse it. */
+export async function ensureBootRoot(): Promise<string> {
+  const marker = join(BOOT_ROOT, MARKER);
+  const wanted = `trixie minbase ${BOOT_PACKAGES.join(' ')}`;
+  if (existsSync(marker) && (await readFile(marker, 'utf8')) === wanted) return BOOT_ROOT;
+  await withLock('boot-root', async () => {
+    if (existsSync(marker) && (await readFile(marker, 'utf8')) === wanted) return;
+    const temporary = `${BOOT_ROOT}.tmp`;
+    await rm(temporary, { recursive: true, force: true });
+    await rm(BOOT_ROOT, { recursive: true, force: true });
+    await mkdir(join(BUILD_CACHE, 'apt-archives', 'partial'), { recursive: true });
+    await execa(
+      'debootstrap',
+      [
+        '--variant=minbase',
+        `--include=${BOOT_PACKAGES.join(',')}`,
+        `--cache-dir=${join(BUILD_CACHE, 'apt-archives')}`,
+        'trixie',
+        temporary,
+        MIRROR,
+      ],
+      { all: true },
+    );
+    // No hostname of the build machine, no machine-id shared between containers: systemd makes
+    // a new one at each boot when the file is empty.
+    await writeFile(join(temporary, 'etc', 'machine-id'), '');
+    await writeFile(join(temporary, MARKER), wanted);
+    await rename(temporary, BOOT_ROOT);
+  });
+  return BOOT_ROOT;
+}
+
+let sequence = 0;
+
+/** Boots a throwaway copy of the clean root and waits until systemd has finished starting. */
+export async function bootContainer(
+  options: { readonly label?: string; readonly bootTimeoutMs?: number } = {},
+): Promise<Container> {
+  const lower = await ensureBootRoot();
+  const name = `ba-${options.label ?? 'e2e'}-${process.pid}-${++sequence}`;
+  const base = join(BUILD_CACHE, 'containers', name);
+  const upper = join(base, 'upper');
+  const work = join(base, 'work');
+  const rootDir = join(base, 'root');
+  await mkdir(upper, { recursive: true });
+  await mkdir(work, { recursive: true });
+  await mkdir(rootDir, { recursive: true });
+  await execa('mount', [
+    '-t',
+    'overlay',
+    'overlay',
+    '-o',
+    `lowerdir=${lower},upperdir=${upper},workdir=${work}`,
+    rootDir,
+  ]);
+
+  const started = Date.now();
+  const console = createWriteStream(join(base, 'console.log'));
+  const nspawn = spawn(
+    'systemd-nspawn',
+    [
+      '--quiet',
+      '--boot',
+      '--register=no',
+      '--keep-unit',
+      `--machine=${name}`,
+      `--directory=${rootDir}`,
+      '--console=read-only',
+      '--resolv-conf=copy-host',
+      `--bind=${join(BUILD_CACHE, 'apt-archives')}:/var/cache/apt/archives`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  nspawn.stdout.pipe(console);
+  nspawn.stderr.pipe(console);
+
+  let destroyed = false;
+  const container: Container & { bootMs: number; systemState: string; initPid: number } = {
+    name,
+    rootDir,
+    bootMs: 0,
+    systemState: '',
+    initPid: 0,
+    run: (argv, runOptions) => runIn(container.initPid, argv, runOptions),
+    copyIn: async (hostFile, containerPath) => {
+      await copyFile(hostFile, join(rootDir, containerPath));
+    },
+    destroy: async () => {
+      if (destroyed) return;
+      destroyed = true;
+      await powerOff(nspawn);
+      console.end();
+      await unmount(rootDir);
+      await rm(upper, { recursive: true, force: true });
+      await rm(work, { recursive: true, force: true });
+      // rmdir, not rm -r: should the overlay still be mounted, nothing below it is touched.
+      await rmdir(rootDir);
+      await rm(join(base, 'console.log'), { force: true });
+      await rmdir(base);
+    },
+  };
+
+  try {
+    container.initPid = await findInit(nspawn, started + (options.bootTimeoutMs ?? 120_000));
+    container.systemState = await waitForBoot(container.initPid, started + (options.bootTimeoutMs ?? 120_000));
+    container.bootMs = Date.now() - started;
+    return container;
+  } catch (error) {
+    const log = await readFile(join(base, 'console.log'), 'utf8').catch(() => '');
+    await container.destroy();
+    throw new Error(`container ${name} did not boot: ${String(error)}\n--- console (tail) ---\n${log.slice(-3000)}`);
+  }
+}
+
+/** The host pid of the container's PID 1: the descendant of nspawn whose innermost pid is 1. */
+async function findInit(nspawn: ChildProcess, deadline: number): Promise<number> {
+  while (Date.now() < deadline) {
+    if (nspawn.exitCode !== null) throw new Error(`systemd-nspawn exited ${nspawn.exitCode}`);
+    for (const pid of await descendants(nspawn.pid ?? -1)) {
+      const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+      const nspid = /^NSpid:\s+(.+)$/m.exec(status)?.[1]?.trim().split(/\s+/);
+      if (nspid !== undefined && nspid.length > 1 && nspid.at(-1) === '1') return pid;
+    }
+    await sleep(100);
+  }
+  throw new Error('no init process appeared');
+}
+
+async function descendants(pid: number): Promise<number[]> {
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const current = queue.shift() ?? -1;
+    const tasks = await readdir(`/proc/${current}/task`).catch(() => []);
+    for (const task of tasks) {
+      const children = await readFile(`/proc/${current}/task/${task}/children`, 'utf8').catch(() => '');
+      for (const child of children.split(' ').filter((word) => word !== '')) {
+        found.push(Number(child));
+        queue.push(Number(child));
+      }
+    }
+  }
+  return found;
+}
+
+/** Waits for `systemctl is-system-running --wait`: "running", or "degraded" (some unit failed). */
+async function waitForBoot(initPid: number, deadline: number): Promise<string> {
+  let last = '';
+  while (Date.now() < deadline) {
+    const result = await runIn(initPid, ['systemctl', 'is-system-running', '--wait'], {
+      okExitCodes: [0, 1],
+      timeoutMs: Math.max(1000, deadline - Date.now()),
+    }).catch((error: unknown) => ({ exitCode: -1, stdout: '', stderr: String(error) }));
+    last = `${result.stdout.trim()} ${result.stderr.trim()}`.trim();
+    const state = result.stdout.trim();
+    if (state === 'running' || state === 'degraded') return state;
+    await sleep(250);
+  }
+  throw new Error(`systemd did not finish booting; last answer: ${last}`);
+}
+
+async function runIn(
+  initPid: number,
+  argv: readonly [string, ...string[]],
+  options: RunOptions = {},
+): Promise<RunResult> {
+  if (initPid <= 0) throw new Error('the container is not running');
+  // --all: every namespace of the container's init; --root/--wd: its / and cwd. env -i: nothing
+  // of the test process's environment leaks in.
+  const environment = Object.entries({
+    PATH: CONTAINER_PATH,
+    HOME: '/root',
+    LANG: 'C.UTF-8',
+    TERM: 'dumb',
+    ...options.env,
+  }).map(([key, value]) => `${key}=${value}`);
+  const result = await execa(
+    'nsenter',
+    [`--target=${initPid}`, '--all', '--root', '--wd', '--', '/usr/bin/env', '-i', ...environment, ...argv],
+    {
+      reject: false,
+      input: options.input ?? '',
+      timeout: options.timeoutMs ?? 600_000,
+      stripFinalNewline: false,
+    },
+  );
+  const outcome: RunResult = {
+    exitCode: result.exitCode ?? 128,
+    stdout: String(result.stdout),
+    stderr: String(result.stderr),
+  };
+  if (!(options.okExitCodes ?? [0]).includes(outcome.exitCode)) throw new ContainerCommandError(argv, outcome);
+  return outcome;
+}
+
+/** SIGTERM makes nspawn ask the container's systemd to power off; SIGKILL after 30 s. */
+async function powerOff(nspawn: ChildProcess): Promise<void> {
+  if (nspawn.exitCode !== null || nspawn.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => nspawn.once('exit', () => resolve()));
+  nspawn.kill('SIGTERM');
+  const timer = new AbortController();
+  const clean = await Promise.race([
+    exited.then(() => true),
+    sleep(30_000, false, { signal: timer.signal }).catch(() => false),
+  ]);
+  timer.abort();
+  if (!clean) {
+    nspawn.kill('SIGKILL');
+    await exited;
+  }
+}
+
+async function unmount(dir: string): Promise<void> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const result = await execa('umount', [dir], { reject: false });
+    if (result.exitCode === 0 || /not mounted/.test(String(result.stderr))) return;
+    await sleep(250);
+  }
+  await execa('umount', ['--lazy', dir]);
+}
+
+/** A lock directory (mkdir is atomic) so that two test runs do not debootstrap at once. */
+async function withLock(name: string, body: () => Promise<void>): Promise<void> {
+  const lock = join(BUILD_CACHE, `${name}.lock`);
+  await mkdir(BUILD_CACHE, { recursive: true });
+  const deadline = Date.now() + 15 * 60_000;
+  for (;;) {
+    try {
+      await mkdir(lock);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || Date.now() > deadline) throw error;
+      await sleep(1000);
+    }
+  }
+  try {
+    await body();
+  } finally {
+    await rmdir(lock);
+  }
+}
