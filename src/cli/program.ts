@@ -5,24 +5,40 @@ import { createContext, enabledSources } from '../actions/context.js';
 import { planBackup } from '../actions/dry-run.js';
 import { runBackup } from '../actions/backup.js';
 import { listRestorePoints } from '../actions/list.js';
+import { collectStatus } from '../actions/status.js';
+import { runDaemon } from '../daemon/daemon.js';
+import { LogTail } from '../daemon/log-tail.js';
+import { runRestore, selectDatabases } from '../actions/restore.js';
+import { runDrill } from '../actions/verify.js';
+import { parseRestoreTime } from '../restore/restore-point.js';
+import { confirmer } from './confirm.js';
+import { renderExampleConfig } from '../config/example.js';
 import { configFilePath, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { type BackupKind, SOURCE_KINDS, type SourceKind } from '../domain.js';
 import { UsageError } from '../errors.js';
 import { createLogger } from '../report/logger.js';
-import { becomeAgentUser } from '../system/privileges.js';
-import { formatChecklist, formatListing, formatPlan } from './output.js';
+import { becomeAgentUser, requireRoot } from '../system/privileges.js';
+import {
+  formatChecklist,
+  formatDrill,
+  formatListing,
+  formatPlan,
+  formatRestoreReport,
+  formatStatus,
+  formatStatusJson,
+} from './output.js';
 import { VERSION } from './version.js';
 
 export const EXIT_STATUS = `
 Exit status:
   0   success
-  1   a backup (or check) failed; other sources may have succeeded
+  1   a backup (or check) failed; other sources may have succeeded; status: a source is failing or in breach
   2   usage error
   75  another run holds the lock; try again later
   77  the command needs root
   78  the configuration is invalid
-  130/143  stopped by SIGINT/SIGTERM`;
+  130/143  stopped by SIGINT/SIGTERM (the daemon exits 0 after a clean stop)`;
 
 interface GlobalOptions {
   readonly config?: string;
@@ -82,6 +98,113 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
       setExitCode(items.some((item) => item.status === 'fail') ? 1 : 0);
     });
 
+  program
+    .command('restore')
+    .description('as root: download a backup, check it, and put it back in place of the live database')
+    .argument('<source>', SOURCE_KINDS.join(' or '))
+    .option('--time <time>', 'now (the latest backup), an ISO date/time, or an age like 3D', 'now')
+    .option('--database <name>', 'only this one of the configured databases (default: all)')
+    .option('--into <name>', 'restore into this new database; the original is not touched')
+    .option('--from-dir <dir>', 'restore a directory already downloaded (restore --download-only)')
+    .option('--download-only', 'download and check, change nothing else')
+    .option('--yes', 'do not ask for confirmation')
+    .option('--dry-run', 'print every step and command; change nothing')
+    .action(
+      async (
+        sourceName: string,
+        options: {
+          time: string;
+          database?: string;
+          into?: string;
+          fromDir?: string;
+          downloadOnly?: boolean;
+          yes?: boolean;
+          dryRun?: boolean;
+        },
+      ) => {
+        requireRoot(`restore ${sourceName}`);
+        const source = parseSource(sourceName);
+        const time = parseRestoreTime(options.time);
+        if (options.fromDir !== undefined && options.time !== 'now') {
+          throw new UsageError('--from-dir restores what is in the directory; --time does not apply');
+        }
+        const config = await loadAsRoot(program);
+        if (!config[source].enabled) throw new UsageError(`source ${source} is not enabled in ${config.file}`);
+        const databases = selectDatabases(config[source].databases, options.database, options.into);
+        const context = await createContext(config, createLogger({ toStderr: true }), cancel);
+        const report = await runRestore(context, {
+          source,
+          time,
+          databases,
+          into: options.into,
+          fromDir: options.fromDir,
+          downloadOnly: options.downloadOnly === true,
+          dryRun: options.dryRun === true,
+          confirm: confirmer(options.yes === true),
+        });
+        if (report !== null) process.stdout.write(formatRestoreReport(report));
+        setExitCode(0);
+      },
+    );
+
+  program
+    .command('verify')
+    .description('restore drill: download the latest backup to scratch space and prove it is complete and restorable')
+    .argument('[source]', `one of ${SOURCE_KINDS.join(', ')} (default: every enabled source)`)
+    .option('--import', 'as root: also load it into scratch databases, compare, and drop them')
+    .action(async (source: string | undefined, options: { import?: boolean }) => {
+      if (options.import) requireRoot('verify --import');
+      const config = options.import ? await loadAsRoot(program) : await prepare(program);
+      const sources = await selectSources(config, source === undefined ? [] : [parseSource(source)]);
+      const context = await createContext(config, createLogger({ toStderr: true }), cancel);
+      const results = await runDrill(
+        context,
+        sources.map((selected) => selected.kind),
+        options.import === true,
+      );
+      process.stdout.write(formatDrill(results));
+      setExitCode(results.every((result) => result.ok) ? 0 : 1);
+    });
+
+  program
+    .command('example-config')
+    .description('print a configuration file with every key, its default and its meaning')
+    .action(() => {
+      process.stdout.write(renderExampleConfig());
+      setExitCode(0);
+    });
+
+  program
+    .command('daemon')
+    .description(
+      'run backups on agent.schedule until stopped (what the systemd unit runs): catch-up, alert mails, STATUS=, metrics; SIGHUP reloads the configuration',
+    )
+    .action(async () => {
+      const config = await prepare(program);
+      const logTail = new LogTail();
+      const logger = createLogger({ copyTo: logTail });
+      await runDaemon({ config, logger, logTail, cancel, reload: () => loadConfig(config.file) });
+      // A stop asked for by systemd is a clean end, not a failure.
+      setExitCode(0);
+    });
+
+  program
+    .command('status')
+    .description(
+      'per source: last run, last success, newest full, deadline and RPO, next run; exit 1 when a source is failing or in breach',
+    )
+    .option('--json', 'stable JSON instead of the table')
+    .option('--remote', 'also read the chain on the target (duplicity collection-status)')
+    .action(async (options: { json?: boolean; remote?: boolean }) => {
+      const config = await prepare(program);
+      const remote = options.remote
+        ? await createContext(config, createLogger({ toStderr: true, level: 'warn' }), cancel)
+        : null;
+      const report = await collectStatus(config, { remote });
+      process.stdout.write(options.json ? formatStatusJson(report) : formatStatus(report));
+      setExitCode(report.healthy ? 0 : 1);
+    });
+
   return program;
 }
 
@@ -89,6 +212,12 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
 async function prepare(program: Command): Promise<Config> {
   await becomeAgentUser();
   // Dumps and caches hold the data itself: nothing the agent creates is readable by others.
+  process.umask(0o077);
+  return loadConfig(configFilePath(program.opts<GlobalOptions>().config));
+}
+
+/** For the commands that must stay root (restore, verify --import). */
+async function loadAsRoot(program: Command): Promise<Config> {
   process.umask(0o077);
   return loadConfig(configFilePath(program.opts<GlobalOptions>().config));
 }

@@ -1,5 +1,5 @@
 // pino: JSON lines for journald when stdout is not a terminal, readable lines when it is.
-import { pino, type Logger } from 'pino';
+import { type DestinationStream, pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
 export type { Logger };
@@ -8,6 +8,8 @@ export interface LoggerOptions {
   readonly level?: string;
   /** Commands whose stdout is their output (list, check) log to stderr instead. */
   readonly toStderr?: boolean;
+  /** Also receives every JSON line (the daemon keeps the last ones for its alert mails). */
+  readonly copyTo?: DestinationStream;
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
@@ -15,12 +17,17 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env['BACKUP_AGENT_LOG_LEVEL'] ?? 'info';
   const base = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   const isTerminal = fd === 1 ? process.stdout.isTTY : process.stderr.isTTY;
-  if (isTerminal) {
-    // Synchronous on purpose: no worker thread, and nothing is lost when the process exits.
-    return pino(
-      base,
-      pretty({ destination: fd, sync: true, colorize: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss' }),
-    );
-  }
-  return pino(base, pino.destination({ fd, sync: true }));
+  // Synchronous on purpose: no worker thread, and nothing is lost when the process exits.
+  const output: DestinationStream = isTerminal
+    ? pretty({ destination: fd, sync: true, colorize: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss' })
+    : pino.destination({ fd, sync: true });
+  if (options.copyTo === undefined) return pino(base, output);
+  // Both streams take every level: the logger's own level already decides what is written.
+  return pino(
+    base,
+    pino.multistream([
+      { stream: output, level: 'trace' },
+      { stream: options.copyTo, level: 'trace' },
+    ]),
+  );
 }

@@ -6,6 +6,9 @@ export async function writeFileAtomic(path: string, content: string, mode = 0o60
   const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   const handle = await open(temporary, 'w', mode);
   try {
+    // open() applies the umask (077 in the agent); a file meant for others (the metrics file) needs
+    // its mode set explicitly, before it appears under its real name.
+    await handle.chmod(mode);
     await handle.writeFile(content);
     await handle.sync();
   } finally {
