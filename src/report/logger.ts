@@ -1,4 +1,4 @@
-// pino: JSON lines for journald when stdout is not a terminal, readable lines when it is.
+// pino: readable lines on a terminal and in the journal, JSON lines anywhere else (files, pipes, tests).
 import { type DestinationStream, pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
@@ -18,9 +18,13 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const base = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   const isTerminal = fd === 1 ? process.stdout.isTTY : process.stderr.isTTY;
   // Synchronous on purpose: no worker thread, and nothing is lost when the process exits.
+  // systemd sets JOURNAL_STREAM when stdout goes to the journal, which stamps time, pid and host itself.
+  const toJournal = process.env['JOURNAL_STREAM'] !== undefined && !isTerminal;
   const output: DestinationStream = isTerminal
     ? pretty({ destination: fd, sync: true, colorize: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss' })
-    : pino.destination({ fd, sync: true });
+    : toJournal
+      ? pretty({ destination: fd, sync: true, colorize: false, singleLine: true, ignore: 'pid,hostname,time' })
+      : pino.destination({ fd, sync: true });
   if (options.copyTo === undefined) return pino(base, output);
   // Both streams take every level: the logger's own level already decides what is written.
   return pino(
