@@ -1,14 +1,19 @@
 #!/usr/bin/env node
-// Runs the test files under the given directories (default: src and test) with node's test runner.
+// Runs the test files under the given directories or the given files (default: src and test) with
+// node's test runner.
 // Node 20's runner neither expands globs nor picks up .ts files from a directory, so the files are
 // listed here. Files run one at a time: the integration tests start real servers and share 2 cores.
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const roots = process.argv.length > 2 ? process.argv.slice(2) : ['src', 'test'];
 const files = roots
-  .flatMap((root) => readdirSync(root, { recursive: true, encoding: 'utf8' }).map((name) => join(root, name)))
+  .flatMap((root) =>
+    statSync(root).isDirectory()
+      ? readdirSync(root, { recursive: true, encoding: 'utf8' }).map((name) => join(root, name))
+      : [root],
+  )
   .filter((path) => path.endsWith('.test.ts') && !path.split('/').includes('node_modules'))
   .sort();
 
