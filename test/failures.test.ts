@@ -169,7 +169,7 @@ test('a missing configuration file (here from BACKUP_AGENT_CONFIG) exits 78 and 
   });
   assert.equal(missing.exitCode, 78);
   assert.match(missing.stderr, /\/nonexistent\/backup-agent\.ini: cannot read the configuration/);
-  assert.match(missing.stderr, /fix: create it from/);
+  assert.match(missing.stderr, /fix: create it with: backup-agent example-config > \/nonexistent\/backup-agent\.ini/);
 });
 
 test('a second run while one is going exits 75 naming the holder', async () => {
