@@ -211,7 +211,7 @@ test('--dry-run shows every step and command; --download-only then --from-dir re
 test('verify proves the latest backups as the backup user, and with --import as root, leaving nothing behind', async () => {
   const drill = await host.run(['verify']);
   assert.equal(drill.exitCode, 0, drill.stdout + drill.stderr);
-  assert.match(drill.stdout, /^\[ ok \] mysql, backup of \S+ \(\d+\.\d h old\).*drill took/m);
+  assert.match(drill.stdout, /^\[ ok \] mysql, backup of \S+ \(\d+(\.\d)? \w+ old\).*drill took/m);
   assert.match(drill.stdout, /agama\.sql complete \(mysqldump trailer present\)/);
   assert.match(drill.stdout, /^\[ ok \] influxdb, .*\n.*\n\s+portable backups of telegraf complete/m);
 

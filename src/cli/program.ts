@@ -18,7 +18,7 @@ import type { Config } from '../config/schema.js';
 import { type BackupKind, SOURCE_KINDS, type SourceKind } from '../domain.js';
 import { UsageError } from '../errors.js';
 import { createLogger } from '../report/logger.js';
-import { becomeAgentUser, requireRoot } from '../system/privileges.js';
+import { requireRoot, rerunAsAgentUser } from '../system/privileges.js';
 import {
   formatChecklist,
   formatDrill,
@@ -208,9 +208,11 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
   return program;
 }
 
-/** Becomes the backup user (when root), then loads the configuration as that user. */
+/** Root's command runs again as the backup user, and root exits with its status; others load the config. */
 async function prepare(program: Command): Promise<Config> {
-  await becomeAgentUser();
+  const status = await rerunAsAgentUser();
+  // The whole command ran in the backup user's process; nothing is left to do here.
+  if (status !== null) process.exit(status);
   // Dumps and caches hold the data itself: nothing the agent creates is readable by others.
   process.umask(0o077);
   return loadConfig(configFilePath(program.opts<GlobalOptions>().config));

@@ -1,6 +1,9 @@
 // The agent works as Debian's `backup` user so that nothing it writes (staging, cache) is owned by
-// root. Started as root, it becomes `backup` for good before touching any file.
+// root. Started as root, it runs itself again as `backup` before touching any file.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { AgentError, NotRootError } from '../errors.js';
 
 export const AGENT_USER = 'backup';
@@ -42,22 +45,42 @@ export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
-/** Root becomes the backup user; anyone else stays who they are. */
-export async function becomeAgentUser(): Promise<void> {
-  if (!isRoot()) return;
+const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const;
+
+/**
+ * Root runs this very command again as the backup user and returns its exit status; anyone else
+ * gets null and goes on as themselves. A fresh process is needed: node refuses setuid() and
+ * initgroups() when libuv uses io_uring (CVE-2024-22017), which Debian 13's node does. setpriv,
+ * which already starts every child, sets uid, gid and the backup user's groups before node starts.
+ */
+export async function rerunAsAgentUser(): Promise<number | null> {
+  if (!isRoot()) return null;
   const user = await agentUser();
-  // Node has process.initgroups on POSIX; @types/node does not declare it.
-  const { initgroups, setgid, setuid } = process as NodeJS.Process & {
-    initgroups?: (user: string, group: number) => void;
-  };
-  if (!initgroups || !setgid || !setuid) throw new MissingUserError('this platform cannot change the process user');
-  // Groups first, while still root: the groups of `backup` replace every group root had.
-  initgroups(user.name, user.gid);
-  setgid(user.gid);
-  setuid(user.uid);
-  process.env['HOME'] = user.home;
-  process.env['USER'] = user.name;
-  process.env['LOGNAME'] = user.name;
+  const child = spawn(
+    'setpriv',
+    [
+      `--reuid=${user.uid}`,
+      `--regid=${user.gid}`,
+      '--init-groups',
+      // The agent under root must not outlive it, like every other child.
+      '--pdeathsig',
+      'TERM',
+      '--',
+      process.execPath,
+      ...process.execArgv,
+      ...process.argv.slice(1),
+    ],
+    { stdio: 'inherit', env: { ...process.env, HOME: user.home, USER: user.name, LOGNAME: user.name } },
+  );
+  const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
+  const forwarders = FORWARDED_SIGNALS.map((signal) => [signal, forward(signal)] as const);
+  for (const [signal, handler] of forwarders) process.on(signal, handler);
+  try {
+    const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+    return code ?? 128 + (signal === null ? 0 : constants.signals[signal]);
+  } finally {
+    for (const [signal, handler] of forwarders) process.off(signal, handler);
+  }
 }
 
 export function requireRoot(command: string): void {
