@@ -1,0 +1,544 @@
+// The daemon on a freshly booted Debian 13 (systemd as PID 1), the user's whole experience of issue 5:
+// apt-get install of the .deb with mariadb-server and influxdb, the README's Configure steps, check,
+// `systemctl enable --now`, a full and then an incremental backup run by the daemon on its schedule,
+// a restore of both databases after destroying them, a stop in the middle of a run, and the unit's
+// exposure score.
+//
+// The container shares the host's network namespace (container.ts: no --private-network), so nothing
+// in it may listen on a default port: the services are kept from starting during apt (policy-rc.d, as
+// in Debian's own container images), then MariaDB gets skip-networking (the agent uses the socket),
+// InfluxDB and sshd get free ports on 127.0.0.1 before they are started. The rsync target is the
+// container itself: an account `target` reached through that sshd.
+//
+// The trigger: `[agent] schedule = 0 * * * * *` (every minute, seconds field) and full_day set to a
+// weekday three days away, so the first run is a full (no chain on the target) and the next ones
+// are incrementals.
+//
+// Needs root, debootstrap and systemd-nspawn; without them it fails, it does not skip. Builds the
+// .deb with scripts/build-deb.sh, or takes the one named by BACKUP_AGENT_DEB.
+import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+import { freePort } from '../harness/ports.js';
+import { bootContainer, type Container, missingPrerequisite } from './container.js';
+
+const REPO = new URL('../../', import.meta.url).pathname;
+const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+const MAX_EXPOSURE = 2.5;
+const UNIT = 'backup-agent.service';
+const STANDIN = 'telegraf-standin.service';
+const MYSQL_DB = 'agama';
+const INFLUX_DB = 'telegraf';
+const STATE_FILE = '/var/lib/backup-agent/state.json';
+const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+const RUN_TIMEOUT_MS = 10 * 60_000;
+
+async function packageFile(): Promise<string> {
+  const given = process.env['BACKUP_AGENT_DEB'];
+  if (given !== undefined) return given;
+  const arch = (await execa('dpkg', ['--print-architecture'])).stdout.trim();
+  await execa(join(REPO, 'scripts', 'build-deb.sh'), [], { stdio: 'inherit' });
+  return join(REPO, 'build', `backup-agent_${VERSION}_${arch}.deb`);
+}
+
+/** The ```sh blocks of the README's Configure section, in order. */
+function readmeConfigureBlocks(): string[] {
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+  const section = readme.split(/^## Configure$/m)[1]?.split(/^### /m)[0];
+  assert.ok(section, 'README.md has no "## Configure" section');
+  const blocks = [...section.matchAll(/^ *```sh\n([\s\S]*?)^ *```$/gm)].map((match) =>
+    (match[1] ?? '')
+      .split('\n')
+      .map((line) => line.replace(/^ {3}/, ''))
+      .join('\n'),
+  );
+  assert.equal(blocks.length, 4, 'the Configure section should have 4 command blocks');
+  return blocks;
+}
+
+interface SourceRecord {
+  readonly startedAt: string;
+  readonly result: string;
+  readonly kind: string | null;
+}
+interface StateJson {
+  readonly lastRun: { readonly result: string; readonly startedAt: string; readonly reason: string | null } | null;
+  readonly sources: Partial<Record<'mysql' | 'influxdb', { readonly lastSuccess: SourceRecord | null }>>;
+}
+
+describe('the daemon on a freshly booted Debian 13', () => {
+  const started = Date.now();
+  let container: Container;
+  let deb: string;
+  let sshPort = 0;
+  let influxRpc = 0;
+  let influxHttp = 0;
+  let exposure = Number.NaN;
+  let original: string;
+
+  const run = (argv: readonly [string, ...string[]], okExitCodes?: readonly number[], input?: string) =>
+    container.run(argv, {
+      okExitCodes: okExitCodes ?? [0],
+      env: { DEBIAN_FRONTEND: 'noninteractive' },
+      timeoutMs: 20 * 60_000,
+      ...(input === undefined ? {} : { input }),
+    });
+  const sh = (script: string) => run(['sh', '-ec', script]);
+  const writeFile = async (path: string, content: string) => {
+    await run(['tee', path], [0], content);
+  };
+  const mysql = async (sql: string, db?: string) =>
+    (await run(['mariadb', '--batch', '--skip-column-names', ...(db === undefined ? [] : [db]), '-e', sql])).stdout;
+  const influxUrl = () => `http://127.0.0.1:${influxHttp}`;
+  const influxQuery = async (q: string, method: 'GET' | 'POST' = 'GET') =>
+    JSON.parse(
+      (
+        await run([
+          'curl',
+          '-sS',
+          '--fail-with-body',
+          ...(method === 'GET' ? ['-G'] : ['-XPOST']),
+          `${influxUrl()}/query`,
+          '--data-urlencode',
+          `db=${INFLUX_DB}`,
+          '--data-urlencode',
+          `q=${q}`,
+        ])
+      ).stdout,
+    ) as unknown;
+  const influxWrite = async (lines: string[]) => {
+    await run(
+      [
+        'curl',
+        '-sS',
+        '--fail-with-body',
+        '-XPOST',
+        `${influxUrl()}/write?db=${INFLUX_DB}&precision=s`,
+        '--data-binary',
+        '@-',
+      ],
+      [0],
+      `${lines.join('\n')}\n`,
+    );
+  };
+  const readState = async (): Promise<StateJson | null> => {
+    const result = await run(['cat', STATE_FILE], [0, 1]);
+    if (result.exitCode !== 0 || result.stdout.trim() === '') return null;
+    return JSON.parse(result.stdout) as StateJson;
+  };
+  const statusText = async () =>
+    (await run(['systemctl', 'show', '--value', '--property=StatusText', UNIT])).stdout.trim();
+  const journal = async (unit = UNIT) =>
+    (await run(['journalctl', '--no-pager', '-o', 'cat', '-u', unit], [0, 1])).stdout;
+  const waitFor = async <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await probe();
+      if (value !== undefined) return value;
+      if (Date.now() > deadline) {
+        const tail = (await journal().catch(() => '')).slice(-4000);
+        throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}\n--- journal (tail) ---\n${tail}`);
+      }
+      await sleep(1000);
+    }
+  };
+  const childProcesses = async () =>
+    (
+      await run(['pgrep', '-a', '-u', 'backup', '-f', 'duplicity|mariadb-dump|influxd|gpg|ssh|rsync'], [0, 1])
+    ).stdout.trim();
+
+  async function fingerprint(): Promise<string> {
+    const checksums = await mysql(`CHECKSUM TABLE ${MYSQL_DB}.metrics, ${MYSQL_DB}.events EXTENDED`);
+    const counts = await mysql(
+      `SELECT (SELECT COUNT(*) FROM ${MYSQL_DB}.metrics), (SELECT COUNT(*) FROM ${MYSQL_DB}.events), (SELECT SUM(v) FROM ${MYSQL_DB}.metrics)`,
+    );
+    const influx = await influxQuery('SELECT COUNT(value), SUM(value) FROM cpu, mem');
+    return JSON.stringify({ checksums: checksums.trim(), counts: counts.trim(), influx });
+  }
+
+  async function waitForSuccessfulRun(after: Date, kind: 'full' | 'incremental'): Promise<StateJson> {
+    return waitFor(
+      `a successful ${kind} run of both sources started after ${after.toISOString()}`,
+      RUN_TIMEOUT_MS,
+      async () => {
+        const state = await readState();
+        if (state === null) return undefined;
+        const done = (['mysql', 'influxdb'] as const).every((source) => {
+          const success = state.sources[source]?.lastSuccess ?? null;
+          return success !== null && new Date(success.startedAt) > after;
+        });
+        if (!done) return undefined;
+        for (const source of ['mysql', 'influxdb'] as const) {
+          assert.equal(
+            state.sources[source]?.lastSuccess?.kind,
+            kind,
+            `${source}: ${JSON.stringify(state.sources[source])}`,
+          );
+        }
+        return state;
+      },
+    );
+  }
+
+  /** Stops the daemon while it is idle: runs start at second 0 of each minute. */
+  async function stopWhileIdle(): Promise<void> {
+    await waitFor('an idle moment of the daemon', RUN_TIMEOUT_MS, async () => {
+      const second = new Date().getUTCSeconds();
+      return second >= 5 && second <= 45 && (await statusText()).startsWith('idle') ? true : undefined;
+    });
+    await run(['systemctl', 'stop', UNIT]);
+    assert.equal((await run(['systemctl', 'is-active', UNIT], [3])).stdout.trim(), 'inactive');
+  }
+
+  before(async () => {
+    const missing = await missingPrerequisite();
+    if (missing !== undefined) throw new Error(`cannot run the daemon e2e test: ${missing}`);
+    deb = await packageFile();
+    console.log(`# package ${basename(deb)}: ${(statSync(deb).size / 1024).toFixed(0)} KiB`);
+    [sshPort, influxRpc, influxHttp] = [await freePort(), await freePort(), await freePort()];
+    container = await bootContainer({ label: 'daemon' });
+    console.log(
+      `# container ${container.name} booted in ${(container.bootMs / 1000).toFixed(1)} s (${container.systemState}); ` +
+        `host network shared: sshd on 127.0.0.1:${sshPort}, influxd RPC ${influxRpc}, HTTP ${influxHttp}, MariaDB socket only`,
+    );
+    await container.copyIn(deb, `/root/${basename(deb)}`);
+  });
+
+  after(async () => {
+    await container?.destroy();
+    console.log(`# exposure ${exposure}; e2e wall time ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  });
+
+  test('apt-get install ./backup-agent_*.deb mariadb-server influxdb succeeds; the service is installed, not enabled', async () => {
+    const t0 = Date.now();
+    // No service may start on the host's network with its default port: keep them stopped during apt.
+    await writeFile('/usr/sbin/policy-rc.d', '#!/bin/sh\nexit 101\n');
+    await run(['chmod', '0755', '/usr/sbin/policy-rc.d']);
+    await run(['apt-get', 'update', '-q']);
+    await run(['apt-get', 'install', '-y', '-q', `/root/${basename(deb)}`, 'mariadb-server', 'influxdb']);
+    // The test's own tools and the target's sshd.
+    await run(['apt-get', 'install', '-y', '-q', '--no-install-recommends', 'openssh-server', 'curl', 'procps']);
+    await run(['rm', '/usr/sbin/policy-rc.d']);
+    console.log(`# apt-get install took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    assert.equal(
+      (await run(['dpkg-query', '--show', '--showformat=${Version}', 'backup-agent'])).stdout.trim(),
+      VERSION,
+    );
+    assert.equal((await run(['systemctl', 'is-enabled', UNIT], [1])).stdout.trim(), 'disabled');
+    assert.equal((await run(['systemctl', 'is-active', UNIT], [3])).stdout.trim(), 'inactive');
+  });
+
+  test('the databases, the stand-in for telegraf and the target sshd start on free ports', async () => {
+    // MariaDB: the socket only (the agent and root's restore client use it).
+    await writeFile('/etc/mysql/mariadb.conf.d/99-e2e.cnf', '[mysqld]\nskip-networking\n');
+    // InfluxDB 1.x reads INFLUXDB_<SECTION>_<KEY> from the environment.
+    await run(['mkdir', '-p', '/etc/systemd/system/influxdb.service.d']);
+    await writeFile(
+      '/etc/systemd/system/influxdb.service.d/e2e.conf',
+      [
+        '[Service]',
+        `Environment=INFLUXDB_BIND_ADDRESS=127.0.0.1:${influxRpc}`,
+        `Environment=INFLUXDB_HTTP_BIND_ADDRESS=127.0.0.1:${influxHttp}`,
+        'Environment=INFLUXDB_REPORTING_DISABLED=true',
+        '',
+      ].join('\n'),
+    );
+    await writeFile(
+      `/etc/systemd/system/${STANDIN}`,
+      '[Unit]\nDescription=stand-in for telegraf (e2e)\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n',
+    );
+    await writeFile(
+      '/etc/ssh/sshd_config.d/e2e.conf',
+      `Port ${sshPort}\nListenAddress 127.0.0.1\nPasswordAuthentication no\n`,
+    );
+    await run(['sshd', '-t']);
+    await run(['systemctl', 'daemon-reload']);
+    await run(['systemctl', 'enable', '--now', 'mariadb', 'influxdb', STANDIN]);
+    await run(['systemctl', 'restart', 'ssh']);
+    await waitFor('influxd to answer /ping', 120_000, async () => {
+      const ping = await run(
+        ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', `${influxUrl()}/ping`],
+        [0, 7, 52, 56],
+      );
+      return ping.stdout.trim() === '204' ? true : undefined;
+    });
+    await influxQuery(`CREATE DATABASE ${INFLUX_DB}`, 'POST');
+
+    // The data: two tables, and two measurements with fixed timestamps.
+    await mysql(`CREATE DATABASE ${MYSQL_DB}`);
+    await mysql(
+      'CREATE TABLE metrics (id INT PRIMARY KEY, name VARCHAR(64), v BIGINT) ENGINE=InnoDB;' +
+        'INSERT INTO metrics SELECT seq, MD5(seq), seq * 7 FROM seq_1_to_50000;' +
+        'CREATE TABLE events (id INT AUTO_INCREMENT PRIMARY KEY, what TEXT) ENGINE=InnoDB;' +
+        "INSERT INTO events (what) SELECT CONCAT('event ', seq) FROM seq_1_to_2000;",
+      MYSQL_DB,
+    );
+    const base = 1_764_000_000;
+    await influxWrite(
+      Array.from({ length: 3000 }, (_, i) => `${i % 2 === 0 ? 'cpu' : 'mem'},host=h${i % 5} value=${i} ${base + i}`),
+    );
+
+    // The target account on this same host.
+    await run(['useradd', '--create-home', '--shell', '/bin/sh', 'target']);
+    await run(['usermod', '-p', '*', 'target']);
+    assert.equal(
+      (await run(['systemctl', 'is-active', 'mariadb', 'influxdb', STANDIN, 'ssh'])).stdout
+        .trim()
+        .split('\n')
+        .join(' '),
+      'active active active active',
+    );
+  });
+
+  test("configured with the README's own steps; backup-agent check passes", async () => {
+    const [mysqlBlock, targetBlock, passphraseBlock, checkBlock] = readmeConfigureBlocks() as [
+      string,
+      string,
+      string,
+      string,
+    ];
+    // 1. MySQL user and .my.cnf, verbatim.
+    await sh(mysqlBlock);
+    assert.equal((await run(['stat', '--format=%a %U %G', '/var/backups/.my.cnf'])).stdout.trim(), '600 backup backup');
+    // 2. The ssh key; the target is this container's sshd on a free port.
+    const keyscan = /^ssh-keyscan backup\.example\.org /m;
+    assert.match(targetBlock, keyscan, 'the README no longer runs ssh-keyscan backup.example.org');
+    await sh(targetBlock.replace(keyscan, `ssh-keyscan -p ${sshPort} 127.0.0.1 `));
+    // "add /etc/backup-agent/id_ed25519.pub to ~/.ssh/authorized_keys of the account on the target"
+    await run([
+      'install',
+      '-d',
+      '-m',
+      '0700',
+      '-o',
+      'target',
+      '-g',
+      'target',
+      '/home/target/.ssh',
+      '/home/target/backups',
+    ]);
+    await run([
+      'install',
+      '-m',
+      '0600',
+      '-o',
+      'target',
+      '-g',
+      'target',
+      '/etc/backup-agent/id_ed25519.pub',
+      '/home/target/.ssh/authorized_keys',
+    ]);
+    assert.match(
+      (await run(['cat', '/etc/backup-agent/known_hosts'])).stdout,
+      new RegExp(`^\\[127\\.0\\.0\\.1\\]:${sshPort} ssh-ed25519 `, 'm'),
+    );
+    // 3. The passphrase, verbatim.
+    await sh(passphraseBlock);
+    assert.equal(
+      (await run(['stat', '--format=%a %U %G', '/etc/backup-agent/passphrase'])).stdout.trim(),
+      '640 root backup',
+    );
+    // 4. Edit /etc/backup-agent.ini.
+    const fullDay = WEEKDAYS[(new Date().getUTCDay() + 3) % 7] ?? 'sun';
+    await run([
+      'sed',
+      '-i',
+      '-e',
+      's|^schedule = .*|schedule = 0 * * * * *|',
+      '-e',
+      `s|^full_day = .*|full_day = ${fullDay}|`,
+      '-e',
+      `s|^url = .*|url = rsync://target@127.0.0.1:${sshPort}/backups|`,
+      '-e',
+      `s|^host = .*|host = 127.0.0.1:${influxRpc}|`,
+      '-e',
+      `s|^http_url = .*|http_url = http://127.0.0.1:${influxHttp}|`,
+      '-e',
+      's|^stop_services = .*|stop_services = telegraf-standin|',
+      '/etc/backup-agent.ini',
+    ]);
+    const ini = (await run(['cat', '/etc/backup-agent.ini'])).stdout;
+    assert.match(ini, /^schedule = 0 \* \* \* \* \*$/m);
+    assert.match(ini, new RegExp(`^url = rsync://target@127\\.0\\.0\\.1:${sshPort}/backups$`, 'm'));
+    assert.match(ini, /^stop_services = telegraf-standin$/m);
+    assert.match(ini, /^databases = agama$/m);
+    assert.match(ini, /^databases = telegraf$/m);
+
+    // As the agent user first: what the configuration allows, independent of the switch from root.
+    assert.match(checkBlock, /^backup-agent check\b/m);
+    const check = await run(['runuser', '-u', 'backup', '--', 'backup-agent', 'check'], [0, 1, 78]);
+    console.log(check.stdout.replace(/^/gm, '#   '));
+    assert.equal(check.exitCode, 0, `backup-agent check failed:\n${check.stdout}\n${check.stderr}`);
+    assert.match(checkBlock, /^backup-agent run --dry-run\b/m);
+    const dry = await run(['runuser', '-u', 'backup', '--', 'backup-agent', 'run', '--dry-run'], [0, 1]);
+    assert.equal(dry.exitCode, 0, `dry run failed:\n${dry.stdout}\n${dry.stderr}`);
+    assert.match(dry.stdout, /full/);
+  });
+
+  test('as root, as the README runs them: check and run --dry-run switch to the backup user', async () => {
+    // README: "Run as root, run, list, check, verify and status switch to the backup user first".
+    const check = await run(['backup-agent', 'check'], [0, 1, 78]);
+    assert.equal(check.exitCode, 0, `backup-agent check as root failed:\n${check.stdout}\n${check.stderr}`);
+    const dry = await run(['backup-agent', 'run', '--dry-run'], [0, 1]);
+    assert.equal(dry.exitCode, 0, `backup-agent run --dry-run as root failed:\n${dry.stdout}\n${dry.stderr}`);
+  });
+
+  test('systemctl enable --now: active (running), READY through Type=notify, STATUS shown', async () => {
+    assert.match(readmeConfigureBlocks()[3] ?? '', /^systemctl enable --now backup-agent$/m);
+    // Type=notify: the start job only completes on READY=1.
+    await run(['systemctl', 'enable', '--now', 'backup-agent']);
+    assert.equal((await run(['systemctl', 'is-enabled', UNIT])).stdout.trim(), 'enabled');
+    const show = (await run(['systemctl', 'show', '--property=Type,ActiveState,SubState,NotifyAccess', UNIT])).stdout;
+    assert.match(show, /^Type=notify$/m);
+    assert.match(show, /^ActiveState=active$/m);
+    assert.match(show, /^SubState=running$/m);
+    const status = (await run(['systemctl', 'status', '--no-pager', UNIT], [0, 3])).stdout;
+    console.log(
+      status
+        .split('\n')
+        .slice(0, 8)
+        .map((line) => `#   ${line}`)
+        .join('\n'),
+    );
+    assert.match(status, /Active: active \(running\)/);
+    assert.match(status, /Status: "(idle|running)/);
+    assert.match(await journal(), /daemon ready/);
+  });
+
+  test('the daemon runs a full backup on its schedule, then an incremental after a change', async () => {
+    const enabledAt = new Date(Date.now() - 5_000);
+    const full = await waitForSuccessfulRun(enabledAt, 'full');
+    console.log(`# full run by the daemon: ${full.sources.mysql?.lastSuccess?.startedAt} (${full.lastRun?.result})`);
+
+    await mysql(
+      "INSERT INTO metrics SELECT seq, MD5(seq), seq * 3 FROM seq_50001_to_52000; UPDATE events SET what = 'changed' WHERE id <= 100;",
+      MYSQL_DB,
+    );
+    await influxWrite(Array.from({ length: 500 }, (_, i) => `cpu,host=new value=${10_000 + i} ${1_764_100_000 + i}`));
+    original = await fingerprint();
+    const changedAt = new Date();
+    const incremental = await waitForSuccessfulRun(changedAt, 'incremental');
+    console.log(`# incremental run by the daemon: ${incremental.sources.mysql?.lastSuccess?.startedAt}`);
+    await stopWhileIdle();
+
+    for (const source of ['mysql', 'influxdb']) {
+      const list = await run(['runuser', '-u', 'backup', '--', 'backup-agent', 'list', source]);
+      console.log(list.stdout.trim().replace(/^/gm, `#   ${source}: `));
+      assert.match(list.stdout, /full/);
+      assert.match(list.stdout, /incremental/);
+    }
+    assert.match(await journal(), /scheduled|catch-up/);
+  });
+
+  test('after the data is destroyed, restore mysql and restore influxdb bring it back equal', async () => {
+    assert.ok(original, 'no fingerprint from the backup step');
+    await mysql(`DROP DATABASE ${MYSQL_DB}`);
+    await influxQuery(`DROP DATABASE ${INFLUX_DB}`, 'POST');
+    assert.notEqual(await fingerprint().catch(() => 'gone'), original);
+
+    const mysqlRestore = await run(['backup-agent', 'restore', 'mysql', '--yes']);
+    console.log(
+      mysqlRestore.stdout
+        .trim()
+        .split('\n')
+        .slice(-6)
+        .map((line) => `#   ${line}`)
+        .join('\n'),
+    );
+
+    const pidBefore = (await run(['systemctl', 'show', '--value', '--property=MainPID', STANDIN])).stdout.trim();
+    let sawStopped = false;
+    let restoring = true;
+    const watcher = (async () => {
+      while (restoring) {
+        const state = (await run(['systemctl', 'is-active', STANDIN], [0, 3])).stdout.trim();
+        if (state !== 'active') sawStopped = true;
+        await sleep(200);
+      }
+    })();
+    const influxRestore = await run(['backup-agent', 'restore', 'influxdb', '--yes']).finally(() => {
+      restoring = false;
+    });
+    await watcher;
+    console.log(
+      influxRestore.stdout
+        .trim()
+        .split('\n')
+        .slice(-6)
+        .map((line) => `#   ${line}`)
+        .join('\n'),
+    );
+    const pidAfter = (await run(['systemctl', 'show', '--value', '--property=MainPID', STANDIN])).stdout.trim();
+    assert.equal((await run(['systemctl', 'is-active', STANDIN])).stdout.trim(), 'active', 'the stand-in runs again');
+    assert.notEqual(pidAfter, pidBefore, 'the stand-in was restarted');
+    assert.ok(
+      sawStopped || /Stopped|Stopping/.test(await journal(STANDIN)),
+      'the stand-in was stopped during the restore',
+    );
+    assert.match(await journal(STANDIN), /Stopp/);
+
+    assert.equal(await fingerprint(), original);
+  });
+
+  test('systemctl stop in the middle of a run: clean stop, no child process left', async () => {
+    // More data, so that a run lasts a while.
+    await mysql(
+      'CREATE TABLE bulk (id INT PRIMARY KEY, a CHAR(32), b CHAR(40)) ENGINE=InnoDB;' +
+        'INSERT INTO bulk SELECT seq, MD5(seq), SHA1(seq) FROM seq_1_to_400000;',
+      MYSQL_DB,
+    );
+    await run(['systemctl', 'start', UNIT]);
+    const children = await waitFor('a running backup with its child processes', RUN_TIMEOUT_MS, async () => {
+      // A dump or an upload, not the version probes at the start of a run.
+      const status = await statusText();
+      if (!/^running .*(dump|upload)/.test(status)) return undefined;
+      const found = (await childProcesses())
+        .split('\n')
+        .filter((line) => line !== '' && !/--version|collection-status/.test(line));
+      return found.length > 0 ? found.join('\n') : undefined;
+    });
+    console.log(`# stopping during: ${await statusText()}\n${children.replace(/^/gm, '#   ')}`);
+    const t0 = Date.now();
+    await run(['systemctl', 'stop', UNIT]);
+    console.log(`# systemctl stop took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const show = (await run(['systemctl', 'show', '--property=ActiveState,Result,ExecMainStatus', UNIT])).stdout;
+    assert.match(show, /^ActiveState=inactive$/m);
+    assert.match(show, /^Result=success$/m);
+    assert.match(show, /^ExecMainStatus=0$/m);
+    assert.equal(await childProcesses(), '', 'child processes outlived the daemon');
+    // A half-written dump is not left as the staged one: dumps go to .<source>.new first.
+    const partial = await run(['find', '/var/lib/backup-agent/staging', '-maxdepth', '1', '-name', '.*.new']);
+    assert.equal(partial.stdout.trim(), '', 'a partial dump was left in the staging directory');
+    const state = await readState();
+    assert.equal(state?.lastRun?.result, 'interrupted', JSON.stringify(state?.lastRun));
+    assert.match(await journal(), /daemon stopped/);
+  });
+
+  test('started again after the interrupted run, the daemon catches up with a successful backup', async () => {
+    const restartedAt = new Date();
+    await run(['systemctl', 'start', UNIT]);
+    const state = await waitFor('a successful run after the restart', RUN_TIMEOUT_MS, async () => {
+      const current = await readState();
+      const ok = (['mysql', 'influxdb'] as const).every((source) => {
+        const success = current?.sources[source]?.lastSuccess ?? null;
+        return success !== null && new Date(success.startedAt) > restartedAt;
+      });
+      return ok ? current : undefined;
+    });
+    console.log(`# after the restart: ${JSON.stringify(state?.lastRun)}`);
+    await stopWhileIdle();
+    assert.equal(await childProcesses(), '');
+  });
+
+  test(`systemd-analyze security exposure is at most ${MAX_EXPOSURE}`, async () => {
+    const result = await run(['systemd-analyze', 'security', '--no-pager', UNIT]);
+    const match = /Overall exposure level for backup-agent\.service: (\d+\.\d+)/.exec(result.stdout);
+    assert.ok(match?.[1], `no exposure line in:\n${result.stdout.slice(-500)}`);
+    exposure = Number(match[1]);
+    console.log(`# systemd-analyze security ${UNIT}: exposure ${exposure}`);
+    assert.ok(exposure <= MAX_EXPOSURE, `exposure ${exposure} > ${MAX_EXPOSURE}`);
+  });
+});
