@@ -8,7 +8,7 @@ import { restoreCommand } from '../duplicity/command.js';
 import { duplicityTime } from '../duplicity/run.js';
 import { AgentError, BackupFailedError, UsageError, errorMessage } from '../errors.js';
 import { formatBytes } from '../report/format.js';
-import { readManifest, verifyManifest } from '../sources/manifest.js';
+import { readManifest, totalSize, verifyManifest } from '../sources/manifest.js';
 import { acquireRunLock } from '../system/lock.js';
 import { type SystemUser, agentUser } from '../system/privileges.js';
 import { seconds } from '../system/run-command.js';
@@ -366,7 +366,7 @@ async function checkFetchedDirectory(source: SourceKind, dir: string): Promise<D
       'nothing was changed; download it again',
     );
   }
-  const bytes = manifest.files.reduce((sum, file) => sum + file.size, 0);
+  const bytes = totalSize(manifest.files);
   const set: BackupSet = { kind: 'full', time: new Date(manifest.finishedAt), volumes: 0, encrypted: false };
   return { source, dir, set, manifest, bytes, durationMs: Date.now() - started };
 }

@@ -19,6 +19,17 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 
+const REPO = new URL('../../', import.meta.url).pathname;
+
+/** The package under test: built from this tree (a .deb left in build/ may be older), or BACKUP_AGENT_DEB. */
+export async function packageUnderTest(version: string): Promise<string> {
+  const given = process.env['BACKUP_AGENT_DEB'];
+  if (given !== undefined) return given;
+  const arch = (await execa('dpkg', ['--print-architecture'])).stdout.trim();
+  await execa(join(REPO, 'scripts', 'build-deb.sh'), [], { stdio: 'inherit' });
+  return join(REPO, 'build', `backup-agent_${version}_${arch}.deb`);
+}
+
 export const BUILD_CACHE = process.env['BACKUP_AGENT_BUILD_CACHE'] ?? '/var/cache/backup-agent-build';
 const MIRROR = process.env['DEBIAN_MIRROR'] ?? 'http://deb.debian.org/debian';
 const BOOT_ROOT = join(BUILD_CACHE, 'trixie-boot');

@@ -21,9 +21,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
 import { freePort } from '../harness/ports.js';
-import { bootContainer, type Container, missingPrerequisite } from './container.js';
+import { bootContainer, type Container, missingPrerequisite, packageUnderTest } from './container.js';
 
 const REPO = new URL('../../', import.meta.url).pathname;
 const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
@@ -35,14 +34,6 @@ const INFLUX_DB = 'telegraf';
 const STATE_FILE = '/var/lib/backup-agent/state.json';
 const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 const RUN_TIMEOUT_MS = 10 * 60_000;
-
-async function packageFile(): Promise<string> {
-  const given = process.env['BACKUP_AGENT_DEB'];
-  if (given !== undefined) return given;
-  const arch = (await execa('dpkg', ['--print-architecture'])).stdout.trim();
-  await execa(join(REPO, 'scripts', 'build-deb.sh'), [], { stdio: 'inherit' });
-  return join(REPO, 'build', `backup-agent_${VERSION}_${arch}.deb`);
-}
 
 /** The ```sh blocks of the README's Configure section, in order. */
 function readmeConfigureBlocks(): string[] {
@@ -196,7 +187,7 @@ describe('the daemon on a freshly booted Debian 13', () => {
   before(async () => {
     const missing = await missingPrerequisite();
     if (missing !== undefined) throw new Error(`cannot run the daemon e2e test: ${missing}`);
-    deb = await packageFile();
+    deb = await packageUnderTest(VERSION);
     console.log(`# package ${basename(deb)}: ${(statSync(deb).size / 1024).toFixed(0)} KiB`);
     [sshPort, influxRpc, influxHttp] = [await freePort(), await freePort(), await freePort()];
     container = await bootContainer({ label: 'daemon' });

@@ -11,22 +11,12 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { execa } from 'execa';
-import { bootContainer, type Container, missingPrerequisite } from './container.js';
+import { bootContainer, type Container, missingPrerequisite, packageUnderTest } from './container.js';
 
 const REPO = new URL('../../', import.meta.url).pathname;
 const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 const MAX_EXPOSURE = 2.5;
 const UNIT = 'backup-agent.service';
-
-async function packageFile(): Promise<string> {
-  const given = process.env['BACKUP_AGENT_DEB'];
-  if (given !== undefined) return given;
-  const arch = (await execa('dpkg', ['--print-architecture'])).stdout.trim();
-  // Always from the tree under test: a .deb left in build/ may be older than the code.
-  await execa(join(REPO, 'scripts', 'build-deb.sh'), [], { stdio: 'inherit' });
-  return join(REPO, 'build', `backup-agent_${VERSION}_${arch}.deb`);
-}
 
 describe('the .deb on a freshly booted Debian 13', () => {
   const started = Date.now();
@@ -40,7 +30,7 @@ describe('the .deb on a freshly booted Debian 13', () => {
   before(async () => {
     const missing = await missingPrerequisite();
     if (missing !== undefined) throw new Error(`cannot run the package test: ${missing}`);
-    deb = await packageFile();
+    deb = await packageUnderTest(VERSION);
     const size = statSync(deb).size;
     console.log(
       `# package ${basename(deb)}: ${(size / 1024).toFixed(0)} KiB, built ${statSync(deb).mtime.toISOString()}`,
