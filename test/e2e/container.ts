@@ -61,6 +61,12 @@ export interface Container {
   readonly systemState: string;
   /** Runs argv inside the container as root (no shell). Throws on an exit code outside okExitCodes. */
   run(argv: readonly [string, ...string[]], options?: RunOptions): Promise<RunResult>;
+  /**
+   * `systemctl reboot` inside; systemd-nspawn then exits with 133 ("reboot requested") and, like
+   * systemd-nspawn@.service does, the harness starts it again on the same root, not before offUntil
+   * (the machine stays off until then). Resolves when the new boot has finished.
+   */
+  reboot(options?: { readonly offUntil?: Date }): Promise<void>;
   /** Copies a host file into the container. */
   copyIn(hostFile: string, containerPath: string): Promise<void>;
   /** Powers off, unmounts, removes the overlay. Safe to call twice. */
@@ -146,25 +152,32 @@ export async function bootContainer(
     rootDir,
   ]);
 
-  const started = Date.now();
   const console = createWriteStream(join(base, 'console.log'));
-  const nspawn = spawn(
-    'systemd-nspawn',
-    [
-      '--quiet',
-      '--boot',
-      '--register=no',
-      '--keep-unit',
-      `--machine=${name}`,
-      `--directory=${rootDir}`,
-      '--console=read-only',
-      '--resolv-conf=copy-host',
-      `--bind=${join(BUILD_CACHE, 'apt-archives')}:/var/cache/apt/archives`,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  nspawn.stdout.pipe(console);
-  nspawn.stderr.pipe(console);
+  const bootTimeoutMs = options.bootTimeoutMs ?? 120_000;
+  let nspawn: ChildProcess;
+  const boot = async (): Promise<{ initPid: number; systemState: string; bootMs: number }> => {
+    const started = Date.now();
+    nspawn = spawn(
+      'systemd-nspawn',
+      [
+        '--quiet',
+        '--boot',
+        '--register=no',
+        '--keep-unit',
+        `--machine=${name}`,
+        `--directory=${rootDir}`,
+        '--console=read-only',
+        '--resolv-conf=copy-host',
+        `--bind=${join(BUILD_CACHE, 'apt-archives')}:/var/cache/apt/archives`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    nspawn.stdout?.pipe(console, { end: false });
+    nspawn.stderr?.pipe(console, { end: false });
+    const initPid = await findInit(nspawn, started + bootTimeoutMs);
+    const systemState = await waitForBoot(initPid, started + bootTimeoutMs);
+    return { initPid, systemState, bootMs: Date.now() - started };
+  };
 
   let destroyed = false;
   const container: Container & { bootMs: number; systemState: string; initPid: number } = {
@@ -174,6 +187,17 @@ export async function bootContainer(
     systemState: '',
     initPid: 0,
     run: (argv, runOptions) => runIn(container.initPid, argv, runOptions),
+    reboot: async (rebootOptions) => {
+      const exited = exitOf(nspawn);
+      // The reboot request may end the nsenter'd systemctl before it answers.
+      await runIn(container.initPid, ['systemctl', 'reboot'], { okExitCodes: [0, 1, 255] });
+      const code = await exited;
+      if (code !== 133) throw new Error(`systemd-nspawn exited ${code} on reboot, not 133 (reboot requested)`);
+      container.initPid = 0;
+      const offFor = (rebootOptions?.offUntil?.getTime() ?? 0) - Date.now();
+      if (offFor > 0) await sleep(offFor);
+      Object.assign(container, await boot());
+    },
     copyIn: async (hostFile, containerPath) => {
       await copyFile(hostFile, join(rootDir, containerPath));
     },
@@ -193,15 +217,21 @@ export async function bootContainer(
   };
 
   try {
-    container.initPid = await findInit(nspawn, started + (options.bootTimeoutMs ?? 120_000));
-    container.systemState = await waitForBoot(container.initPid, started + (options.bootTimeoutMs ?? 120_000));
-    container.bootMs = Date.now() - started;
+    Object.assign(container, await boot());
     return container;
   } catch (error) {
     const log = await readFile(join(base, 'console.log'), 'utf8').catch(() => '');
     await container.destroy();
     throw new Error(`container ${name} did not boot: ${String(error)}\n--- console (tail) ---\n${log.slice(-3000)}`);
   }
+}
+
+/** How a child ended, once it has: its exit code, or the signal that killed it. */
+function exitOf(child: ChildProcess): Promise<number | NodeJS.Signals> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve(child.exitCode ?? child.signalCode ?? 'SIGKILL');
+  }
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'SIGKILL')));
 }
 
 /** The host pid of the container's PID 1: the descendant of nspawn whose innermost pid is 1. */
@@ -288,7 +318,7 @@ async function runIn(
 /** SIGTERM makes nspawn ask the container's systemd to power off; SIGKILL after 30 s. */
 async function powerOff(nspawn: ChildProcess): Promise<void> {
   if (nspawn.exitCode !== null || nspawn.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => nspawn.once('exit', () => resolve()));
+  const exited = exitOf(nspawn);
   nspawn.kill('SIGTERM');
   const timer = new AbortController();
   const clean = await Promise.race([

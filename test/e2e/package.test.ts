@@ -1,7 +1,7 @@
 // The .deb on a freshly booted Debian 13 (systemd as PID 1): install, what the package leaves on the
 // system, the unit's verification and exposure score, a sandbox probe, remove and purge.
-// The daemon's own steps (enable --now, a backup through the daemon, restore, reboot) come with the
-// daemon; see issue 5.
+// The daemon's own steps (enable --now, a backup through the daemon, restore, reboot) are proven by
+// daemon.test.ts.
 //
 // Needs root, debootstrap and systemd-nspawn (scripts/install-deps.sh); without them it fails, it
 // does not skip. Builds the .deb from the working tree with scripts/build-deb.sh, or takes the one
