@@ -16,7 +16,7 @@ import { acquireRunLock } from '../system/lock.js';
 import { ensureRemoteDirectory } from '../target/remote.js';
 import { type AgentContext, duplicityEnv, duplicitySettings, scratchDirectory } from './context.js';
 import { findInterruptedUpload, markUploadFinished, markUploadStarted } from './interrupted-upload.js';
-import { decideKind } from './plan.js';
+import { decideKind, planRetention } from './plan.js';
 
 export interface BackupRequest {
   readonly sources: readonly DataSource[];
@@ -77,11 +77,17 @@ async function backupSource(
   try {
     await resumeInterruptedUpload(context, source, duplicity, staging);
 
+    // The target's chain does not depend on the dump, so it is read while the dump runs:
+    // collection-status costs a second or more over ssh. The upload still waits for both.
+    const chainRead = chainStatusCreatingDirectory(context, duplicity, settings);
+    // It is awaited below; this only keeps Node from reporting its failure as unhandled meanwhile.
+    chainRead.catch(() => undefined);
+
     stage = 'dump';
-    await source.preflight(runner);
     const dir = await staging.prepare();
     const dumpStarted = new Date();
     try {
+      await source.preflight(runner);
       await source.dump(runner, dir);
       const manifest = await writeManifest(dir, {
         source: source.kind,
@@ -93,6 +99,8 @@ async function backupSource(
       bytesDumped = totalSize(manifest.files);
     } catch (error) {
       await staging.discard();
+      // No collection-status left running behind a failed source; its own error adds nothing here.
+      await chainRead.catch(() => undefined);
       throw error;
     }
     await staging.commit();
@@ -104,8 +112,9 @@ async function backupSource(
     );
 
     stage = 'upload';
+    const status = await chainRead;
     const decision = decideKind({
-      status: await chainStatusCreatingDirectory(context, duplicity, settings),
+      status,
       now: new Date(),
       fullDay: config.agent.full_day,
       timezone: config.agent.timezone,
@@ -117,8 +126,10 @@ async function backupSource(
 
     stage = 'retention';
     if (decision.kind === 'full') {
-      await duplicity.removeAllButNFull(config.agent.keep_full);
-      await duplicity.cleanup();
+      const retention = planRetention(status, config.agent.keep_full);
+      log.info({ retention }, 'retention: %s', retention.reason);
+      if (retention.removeOldChains) await duplicity.removeAllButNFull(config.agent.keep_full);
+      if (retention.cleanup) await duplicity.cleanup();
     }
     return {
       source: source.kind,

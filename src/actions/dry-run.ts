@@ -9,7 +9,7 @@ import { errorMessage } from '../errors.js';
 import type { DataSource, PlannedCommand } from '../sources/source.js';
 import { StagingArea } from '../sources/staging.js';
 import { type AgentContext, duplicityEnv, duplicitySettings } from './context.js';
-import { decideKind } from './plan.js';
+import { type RetentionPlan, decideKind, planRetention } from './plan.js';
 
 export interface SourcePlan {
   readonly source: SourceKind;
@@ -36,32 +36,36 @@ async function planSource(
   const settings = duplicitySettings(context, source.kind);
   const duplicity = new Duplicity(context.runner, settings, duplicityEnv(context));
   let decision: SourcePlan['decision'];
+  // Unknown when the target cannot be read: the plan then shows every retention call a full may make.
+  let retention: RetentionPlan = { removeOldChains: true, cleanup: true, reason: 'the target could not be read' };
   try {
+    // A missing directory is created by a real run and starts a chain, which is what the plan shows.
+    const { status } = await duplicity.chainStatusIfPresent();
     decision = decideKind({
-      // A missing directory is created by a real run and starts a chain, which is what the plan shows.
-      status: (await duplicity.chainStatusIfPresent()).status,
+      status,
       now: new Date(),
       fullDay: config.agent.full_day,
       timezone: config.agent.timezone,
       maxFullAgeMs: config.agent.max_full_age,
       requested,
     });
+    retention = planRetention(status, config.agent.keep_full);
   } catch (error) {
     decision = { kind: 'unknown', reason: `cannot read the target: ${errorMessage(error)}` };
   }
   const staged = new StagingArea(config.agent.staging_dir, source.kind).current;
   const kind = decision.kind === 'unknown' ? (requested ?? 'incremental') : decision.kind;
-  const retention =
-    kind === 'full'
-      ? [{ argv: removeAllButNFullCommand(settings, config.agent.keep_full) }, { argv: cleanupCommand(settings) }]
-      : [];
+  const afterFull = kind === 'full';
   return {
     source: source.kind,
     decision,
     commands: [
       ...source.dumpCommands(join(config.agent.staging_dir, `.${source.kind}.new`)),
       { argv: backupCommand(settings, kind, staged) },
-      ...retention,
+      ...(afterFull && retention.removeOldChains
+        ? [{ argv: removeAllButNFullCommand(settings, config.agent.keep_full) }]
+        : []),
+      ...(afterFull && retention.cleanup ? [{ argv: cleanupCommand(settings) }] : []),
     ],
   };
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ChainStatus } from '../domain.js';
-import { decideKind } from './plan.js';
+import { decideKind, planRetention } from './plan.js';
 
 const DAY = 86_400_000;
 const WEDNESDAY = new Date('2026-11-25T23:15:00Z');
@@ -61,4 +61,25 @@ test('--full and --incremental override the schedule when a chain exists', () =>
   const status = chainWithFullAt(new Date(WEDNESDAY.getTime() - DAY));
   assert.equal(decideKind({ ...base, status, now: WEDNESDAY, requested: 'full' }).kind, 'full');
   assert.equal(decideKind({ ...base, status, now: SUNDAY, requested: 'incremental' }).kind, 'incremental');
+});
+
+test('retention after a full: old chains are removed only beyond keep_full, leftovers are cleaned up', () => {
+  const fourChains: ChainStatus = {
+    chains: [1, 2, 3, 4].map((week) => chainWithFullAt(new Date(SUNDAY.getTime() - week * 7 * DAY)).chains[0]!),
+    orphanedSets: 0,
+    incompleteSets: 0,
+  };
+  assert.deepEqual(planRetention(empty, 4), {
+    removeOldChains: false,
+    cleanup: false,
+    reason: '1 chain on the target with this full, keep_full = 4: nothing to remove',
+  });
+  const beyond = planRetention(fourChains, 4);
+  assert.equal(beyond.removeOldChains, true);
+  assert.equal(beyond.cleanup, true);
+  assert.match(beyond.reason, /^5 chains on the target with this full, keep_full = 4: removing the oldest 1$/);
+  const leftovers = planRetention({ ...empty, incompleteSets: 1 }, 4);
+  assert.equal(leftovers.removeOldChains, false);
+  assert.equal(leftovers.cleanup, true);
+  assert.match(leftovers.reason, /1 orphaned or incomplete set to clean up$/);
 });

@@ -49,3 +49,28 @@ function days(ms: number): string {
   const hours = ms / 3_600_000;
   return hours < 48 ? `${hours.toFixed(1)} h` : `${(hours / 24).toFixed(1)} d`;
 }
+
+/** What retention has to do after a successful full, decided from the chain status read before it. */
+export interface RetentionPlan {
+  /** remove-all-but-n-full: with the new full there are more chains than keep_full. */
+  readonly removeOldChains: boolean;
+  /** cleanup: old chains were removed, or collection-status saw orphaned or incomplete sets. */
+  readonly cleanup: boolean;
+  readonly reason: string;
+}
+
+/**
+ * Each of the two calls lists the whole target over ssh; on a target with fewer chains than
+ * keep_full and nothing left over they change nothing, and skipping them is most of what a full
+ * run costs over the plain workflow.
+ */
+export function planRetention(before: ChainStatus, keepFull: number): RetentionPlan {
+  const chains = before.chains.length + 1;
+  const leftovers = before.orphanedSets + before.incompleteSets;
+  const removeOldChains = chains > keepFull;
+  const counted = `${chains} chain${chains === 1 ? '' : 's'} on the target with this full, keep_full = ${keepFull}`;
+  const removal = removeOldChains ? `removing the oldest ${chains - keepFull}` : 'nothing to remove';
+  const extra =
+    leftovers > 0 ? `; ${leftovers} orphaned or incomplete set${leftovers === 1 ? '' : 's'} to clean up` : '';
+  return { removeOldChains, cleanup: removeOldChains || leftovers > 0, reason: `${counted}: ${removal}${extra}` };
+}
