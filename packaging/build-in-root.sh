@@ -62,7 +62,7 @@ mkdir -p "$out" "$lib" "$doc" "$stage/usr/bin" "$stage/usr/lib/systemd/system" "
   "$stage/usr/share/man/man8" "$stage/DEBIAN"
 
 node packaging/bundle.mjs "$lib/main.mjs" /build/bundled.json
-log "bundle: $(du -k "$lib/main.mjs" | cut -f1) KiB"
+log "bundle: $(du -ck "$lib/main.mjs" "$lib/chunks" | tail -1 | cut -f1) KiB in main.mjs and $(find "$lib/chunks" -type f | wc -l) chunks"
 
 # The native addon, built by npm ci against this Node. Shipped as a node_modules tree beside the
 # bundle: sd-notify loads notify.node through the `bindings` package, which looks for

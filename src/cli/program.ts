@@ -1,34 +1,32 @@
 // The command line (commander only): flags → action → printer. Exit codes are decided in main.ts.
 import { Command, Option } from 'commander';
-import { runChecks } from '../actions/check.js';
-import { createContext, enabledSources } from '../actions/context.js';
-import { planBackup } from '../actions/dry-run.js';
-import { runBackup } from '../actions/backup.js';
-import { listRestorePoints } from '../actions/list.js';
-import { collectStatus } from '../actions/status.js';
-import { runDaemon } from '../daemon/daemon.js';
-import { LogTail } from '../daemon/log-tail.js';
-import { runRestore, selectDatabases } from '../actions/restore.js';
-import { runDrill } from '../actions/verify.js';
-import { parseRestoreTime } from '../restore/restore-point.js';
-import { confirmer } from './confirm.js';
-import { renderExampleConfig } from '../config/example.js';
-import { configFilePath, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { type BackupKind, SOURCE_KINDS, type SourceKind } from '../domain.js';
 import { UsageError } from '../errors.js';
-import { createLogger } from '../report/logger.js';
 import { requireRoot, rerunAsAgentUser } from '../system/privileges.js';
-import {
-  formatChecklist,
-  formatDrill,
-  formatListing,
-  formatPlan,
-  formatRestoreReport,
-  formatStatus,
-  formatStatusJson,
-} from './output.js';
 import { VERSION } from './version.js';
+
+// Each command imports what it needs when it runs (zod, pino, execa, nodemailer, croner cost about
+// 25 MiB of RSS together): `--help` stays fast, and root's process, which only waits while the
+// command runs again as backup, stays small for the whole run.
+const cli = {
+  backup: () => import('../actions/backup.js'),
+  check: () => import('../actions/check.js'),
+  confirm: () => import('./confirm.js'),
+  context: () => import('../actions/context.js'),
+  daemon: () => import('../daemon/daemon.js'),
+  dryRun: () => import('../actions/dry-run.js'),
+  exampleConfig: () => import('../config/example.js'),
+  list: () => import('../actions/list.js'),
+  load: () => import('../config/load.js'),
+  logger: () => import('../report/logger.js'),
+  logTail: () => import('../daemon/log-tail.js'),
+  output: () => import('./output.js'),
+  restore: () => import('../actions/restore.js'),
+  restorePoint: () => import('../restore/restore-point.js'),
+  status: () => import('../actions/status.js'),
+  verify: () => import('../actions/verify.js'),
+};
 
 export const EXIT_STATUS = `
 Exit status:
@@ -63,14 +61,17 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
     .option('--dry-run', 'print the plan and every command line; change nothing')
     .action(async (options: { source: SourceKind[]; full?: boolean; incremental?: boolean; dryRun?: boolean }) => {
       const config = await prepare(program);
+      const { createLogger } = await cli.logger();
       const logger = createLogger({ toStderr: options.dryRun === true });
       const sources = await selectSources(config, options.source);
       const kind: BackupKind | undefined = options.full ? 'full' : options.incremental ? 'incremental' : undefined;
-      const context = await createContext(config, logger, cancel);
+      const context = await (await cli.context()).createContext(config, logger, cancel);
       if (options.dryRun) {
+        const [{ planBackup }, { formatPlan }] = await Promise.all([cli.dryRun(), cli.output()]);
         process.stdout.write(formatPlan(await planBackup(context, sources, kind)));
         return setExitCode(0);
       }
+      const { runBackup } = await cli.backup();
       const summary = await runBackup(context, { sources, kind, trigger: 'backup-agent run' });
       setExitCode(summary.ok ? 0 : 1);
     });
@@ -81,6 +82,12 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
     .argument('[source]', `one of ${SOURCE_KINDS.join(', ')} (default: every enabled source)`)
     .action(async (source: string | undefined) => {
       const config = await prepare(program);
+      const [{ createContext }, { createLogger }, { listRestorePoints }, { formatListing }] = await Promise.all([
+        cli.context(),
+        cli.logger(),
+        cli.list(),
+        cli.output(),
+      ]);
       const context = await createContext(config, createLogger({ toStderr: true, level: 'warn' }), cancel);
       const sources = await selectSources(config, source === undefined ? [] : [parseSource(source)]);
       for (const selected of sources)
@@ -93,6 +100,11 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
     .description('validate the configuration and every prerequisite of a backup, as a checklist')
     .action(async () => {
       const config = await prepare(program);
+      const [{ runChecks }, { createLogger }, { formatChecklist }] = await Promise.all([
+        cli.check(),
+        cli.logger(),
+        cli.output(),
+      ]);
       const items = await runChecks(config, createLogger({ toStderr: true, level: 'warn' }), cancel);
       process.stdout.write(formatChecklist(items));
       setExitCode(items.some((item) => item.status === 'fail') ? 1 : 0);
@@ -124,6 +136,9 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
       ) => {
         requireRoot(`restore ${sourceName}`);
         const source = parseSource(sourceName);
+        const [{ parseRestoreTime }, { runRestore, selectDatabases }, { createContext }, { createLogger }] =
+          await Promise.all([cli.restorePoint(), cli.restore(), cli.context(), cli.logger()]);
+        const [{ confirmer }, { formatRestoreReport }] = await Promise.all([cli.confirm(), cli.output()]);
         const time = parseRestoreTime(options.time);
         if (options.fromDir !== undefined && options.time !== 'now') {
           throw new UsageError('--from-dir restores what is in the directory; --time does not apply');
@@ -156,6 +171,12 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
       if (options.import) requireRoot('verify --import');
       const config = options.import ? await loadAsRoot(program) : await prepare(program);
       const sources = await selectSources(config, source === undefined ? [] : [parseSource(source)]);
+      const [{ createContext }, { createLogger }, { runDrill }, { formatDrill }] = await Promise.all([
+        cli.context(),
+        cli.logger(),
+        cli.verify(),
+        cli.output(),
+      ]);
       const context = await createContext(config, createLogger({ toStderr: true }), cancel);
       const results = await runDrill(
         context,
@@ -169,8 +190,8 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
   program
     .command('example-config')
     .description('print a configuration file with every key, its default and its meaning')
-    .action(() => {
-      process.stdout.write(renderExampleConfig());
+    .action(async () => {
+      process.stdout.write((await cli.exampleConfig()).renderExampleConfig());
       setExitCode(0);
     });
 
@@ -181,6 +202,12 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
     )
     .action(async () => {
       const config = await prepare(program);
+      const [{ LogTail }, { createLogger }, { runDaemon }, { loadConfig }] = await Promise.all([
+        cli.logTail(),
+        cli.logger(),
+        cli.daemon(),
+        cli.load(),
+      ]);
       const logTail = new LogTail();
       const logger = createLogger({ copyTo: logTail });
       await runDaemon({ config, logger, logTail, cancel, reload: () => loadConfig(config.file) });
@@ -197,6 +224,8 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
     .option('--remote', 'also read the chain on the target (duplicity collection-status)')
     .action(async (options: { json?: boolean; remote?: boolean }) => {
       const config = await prepare(program);
+      const [{ createContext }, { createLogger }, { collectStatus }, { formatStatus, formatStatusJson }] =
+        await Promise.all([cli.context(), cli.logger(), cli.status(), cli.output()]);
       const remote = options.remote
         ? await createContext(config, createLogger({ toStderr: true, level: 'warn' }), cancel)
         : null;
@@ -215,12 +244,14 @@ async function prepare(program: Command): Promise<Config> {
   if (status !== null) process.exit(status);
   // Dumps and caches hold the data itself: nothing the agent creates is readable by others.
   process.umask(0o077);
+  const { configFilePath, loadConfig } = await cli.load();
   return loadConfig(configFilePath(program.opts<GlobalOptions>().config));
 }
 
 /** For the commands that must stay root (restore, verify --import). */
 async function loadAsRoot(program: Command): Promise<Config> {
   process.umask(0o077);
+  const { configFilePath, loadConfig } = await cli.load();
   return loadConfig(configFilePath(program.opts<GlobalOptions>().config));
 }
 
@@ -232,7 +263,7 @@ async function selectSources(config: Config, requested: readonly SourceKind[]) {
         `set enabled = true in its [${kind}] section`,
       );
   }
-  return enabledSources(config, requested);
+  return (await cli.context()).enabledSources(config, requested);
 }
 
 function parseSource(value: string): SourceKind {
