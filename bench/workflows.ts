@@ -168,11 +168,20 @@ function commandLabel(argv: readonly string[]): string {
 export async function runAgent(agentMain: string, configFile: string, kind: Kind): Promise<AgentResult> {
   const startedAt = Date.now();
   const started = performance.now();
+  // As the backup user, as the daemon runs under systemd's User=backup. Started as root, `run` would
+  // re-run itself as backup through setpriv and wait, and the sampled process would be that idle parent.
   const child = execa(
-    process.execPath,
-    [agentMain, '--config', configFile, 'run', ...(kind === 'full' ? ['--full'] : [])],
+    'setpriv',
+    await asBackupUser([
+      process.execPath,
+      agentMain,
+      '--config',
+      configFile,
+      'run',
+      ...(kind === 'full' ? ['--full'] : []),
+    ]),
     // info is what an operator gets; debug would add log lines and their cost.
-    { stdin: 'ignore', reject: false, env: { BACKUP_AGENT_LOG_LEVEL: 'info' } },
+    { stdin: 'ignore', reject: false, env: { ...BACKUP_ENV, BACKUP_AGENT_LOG_LEVEL: 'info' } },
   );
   const sampler = child.pid === undefined ? undefined : sampleRss(child.pid);
   const result = await track((signal) => child.kill(signal), child);
