@@ -1,5 +1,5 @@
 // What an idle `backup-agent daemon` costs the host: resident memory and CPU time over a minute
-// between two slots, started as root like under systemd (it drops to backup), with a notify socket
+// between two slots, started as backup like under systemd's User=backup, with a notify socket
 // and a 30 s watchdog so that the sd-notify addon and the ping timer are part of the figure.
 //   node --import tsx bench/daemon-idle.ts [--seconds 60] [--warmup 5]
 // Needs the build (dist/main.js) and no services: an idle daemon contacts nothing.
@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { AGENT } from '../test/harness/agent.js';
 import { startNotifySocket } from '../test/harness/notify-socket.js';
-import { chownToBackup, makeTempDir, removeDir } from '../test/harness/temp-dir.js';
+import { asBackupUser, chownToBackup, makeTempDir, removeDir } from '../test/harness/temp-dir.js';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string', default: '60' }, warmup: { type: 'string', default: '5' } },
@@ -49,7 +49,7 @@ try {
     { mode: 0o644 },
   );
 
-  const daemon = execa(process.execPath, [AGENT, '--config', config, 'daemon'], {
+  const daemon = execa('setpriv', await asBackupUser([process.execPath, AGENT, '--config', config, 'daemon']), {
     reject: false,
     stdin: 'ignore',
     env: { NOTIFY_SOCKET: notify.path, WATCHDOG_USEC: '30000000' },

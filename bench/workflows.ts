@@ -8,7 +8,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { type LogLine, parseLogs } from '../test/harness/agent.js';
-import { backupUser } from '../test/harness/temp-dir.js';
+import { asBackupUser, backupUser } from '../test/harness/temp-dir.js';
 import { type RssPeaks, sampleRss } from './measure.js';
 
 export type Kind = 'full' | 'incremental';
@@ -34,10 +34,6 @@ export async function stopRunningChildren(): Promise<void> {
 }
 
 /** setpriv's arguments that run `argv` as the backup user; setpriv execs it, so the pid is the program's. */
-async function asBackupUser(argv: readonly string[]): Promise<string[]> {
-  const { uid, gid } = await backupUser();
-  return [`--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--', ...argv];
-}
 
 /** What cron gives the backup user (its passwd home is /var/backups). */
 const BACKUP_ENV = { HOME: '/var/backups', USER: 'backup', LOGNAME: 'backup' } as const;

@@ -24,6 +24,12 @@ export async function backupUser(): Promise<UidGid> {
   return backupIds;
 }
 
+/** setpriv's arguments to run argv as backup, as systemd's User=backup or the backup user's cron would. */
+export async function asBackupUser(argv: readonly string[]): Promise<string[]> {
+  const { uid, gid } = await backupUser();
+  return [`--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--', ...argv];
+}
+
 // 0755 instead of mkdtemp's 0700: uid 34 must be able to traverse into it.
 export async function makeTempDir(prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
