@@ -77,17 +77,11 @@ async function backupSource(
   try {
     await resumeInterruptedUpload(context, source, duplicity, staging);
 
-    // The target's chain does not depend on the dump, so it is read while the dump runs:
-    // collection-status costs a second or more over ssh. The upload still waits for both.
-    const chainRead = chainStatusCreatingDirectory(context, duplicity, settings);
-    // It is awaited below; this only keeps Node from reporting its failure as unhandled meanwhile.
-    chainRead.catch(() => undefined);
-
     stage = 'dump';
+    await source.preflight(runner);
     const dir = await staging.prepare();
     const dumpStarted = new Date();
     try {
-      await source.preflight(runner);
       await source.dump(runner, dir);
       const manifest = await writeManifest(dir, {
         source: source.kind,
@@ -99,8 +93,6 @@ async function backupSource(
       bytesDumped = totalSize(manifest.files);
     } catch (error) {
       await staging.discard();
-      // No collection-status left running behind a failed source; its own error adds nothing here.
-      await chainRead.catch(() => undefined);
       throw error;
     }
     await staging.commit();
@@ -112,7 +104,7 @@ async function backupSource(
     );
 
     stage = 'upload';
-    const status = await chainRead;
+    const status = await chainStatusCreatingDirectory(context, duplicity, settings);
     const decision = decideKind({
       status,
       now: new Date(),
