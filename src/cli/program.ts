@@ -6,8 +6,8 @@ import { UsageError } from '../errors.js';
 import { requireRoot, rerunAsAgentUser } from '../system/privileges.js';
 import { VERSION } from './version.js';
 
-// Each command imports what it needs when it runs (zod, pino, execa, nodemailer, croner cost about
-// 25 MiB of RSS together): `--help` stays fast, and root's process, which only waits while the
+// Each command imports what it needs when it runs (zod, pino, execa and croner cost about
+// 20 MiB of RSS together): `--help` stays fast, and root's process, which only waits while the
 // command runs again as backup, stays small for the whole run.
 const cli = {
   backup: () => import('../actions/backup.js'),
