@@ -33,8 +33,6 @@ export async function stopRunningChildren(): Promise<void> {
   await Promise.all([...running].map((child) => child.done));
 }
 
-/** setpriv's arguments that run `argv` as the backup user; setpriv execs it, so the pid is the program's. */
-
 /** What cron gives the backup user (its passwd home is /var/backups). */
 const BACKUP_ENV = { HOME: '/var/backups', USER: 'backup', LOGNAME: 'backup' } as const;
 

@@ -136,9 +136,21 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
       ) => {
         requireRoot(`restore ${sourceName}`);
         const source = parseSource(sourceName);
-        const [{ parseRestoreTime }, { runRestore, selectDatabases }, { createContext }, { createLogger }] =
-          await Promise.all([cli.restorePoint(), cli.restore(), cli.context(), cli.logger()]);
-        const [{ confirmer }, { formatRestoreReport }] = await Promise.all([cli.confirm(), cli.output()]);
+        const [
+          { parseRestoreTime },
+          { runRestore, selectDatabases },
+          { createContext },
+          { createLogger },
+          { confirmer },
+          { formatRestoreReport },
+        ] = await Promise.all([
+          cli.restorePoint(),
+          cli.restore(),
+          cli.context(),
+          cli.logger(),
+          cli.confirm(),
+          cli.output(),
+        ]);
         const time = parseRestoreTime(options.time);
         if (options.fromDir !== undefined && options.time !== 'now') {
           throw new UsageError('--from-dir restores what is in the directory; --time does not apply');

@@ -24,7 +24,7 @@ export async function backupUser(): Promise<UidGid> {
   return backupIds;
 }
 
-/** setpriv's arguments to run argv as backup, as systemd's User=backup or the backup user's cron would. */
+/** setpriv's arguments to run argv as backup, as User=backup or cron would; setpriv execs, so the pid is argv's. */
 export async function asBackupUser(argv: readonly string[]): Promise<string[]> {
   const { uid, gid } = await backupUser();
   return [`--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--', ...argv];
