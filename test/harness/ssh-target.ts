@@ -232,19 +232,27 @@ interface HandleParts {
   server: ResultPromise;
 }
 
+function whenMissing<T>(fallback: T): (err: NodeJS.ErrnoException) => T {
+  return (err) => {
+    if (err.code === 'ENOENT') return fallback;
+    throw err;
+  };
+}
+
 function makeHandle(parts: HandleParts): SshTarget {
   const { dir, port, targetDir, clientKey, knownHosts, sshArgs, configPath, server } = parts;
 
   const listFiles = async (sub: string): Promise<RemoteFile[]> => {
     const base = join(targetDir, sub);
-    const entries = await readdir(base, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return [];
-      throw err;
-    });
+    const entries = await readdir(base, { withFileTypes: true }).catch(whenMissing([]));
     const files: RemoteFile[] = [];
     for (const entry of entries) {
       if (!entry.isFile()) continue;
-      files.push({ name: entry.name, size: (await stat(join(base, entry.name))).size });
+      // rsync writes each volume to a hidden temporary name and renames it when complete, so an
+      // entry can vanish between readdir and stat while an upload is running: it is not on the
+      // target yet.
+      const info = await stat(join(base, entry.name)).catch(whenMissing(undefined));
+      if (info) files.push({ name: entry.name, size: info.size });
     }
     return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   };
