@@ -1,8 +1,9 @@
 // The daemon as systemd runs it, against real MariaDB, InfluxDB, sshd+rsync, an SMTP server and a
 // unix datagram socket standing in for systemd's notification socket: it signals READY only for a
 // valid configuration, runs on a near-future slot, tells STATUS around the run, pings the watchdog,
-// mails failures and recoveries, catches up a missed slot, survives SIGHUP with a broken file and
-// stops cleanly (exit 0, nothing left behind) on SIGTERM in the middle of a run.
+// mails failures and recoveries (once, also when a manual run fixed things), catches up a missed
+// slot, survives SIGHUP with a broken file and stops cleanly (exit 0, nothing left behind) on
+// SIGTERM in the middle of a run.
 import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -238,6 +239,55 @@ test('a failed run mails host, source and cause; after a fix and SIGHUP the next
   assert.equal(smtp.mails.length - mailsBefore, 2, smtp.mails.map((mail) => mail.subject).join('\n'));
 });
 
+test('a manual run is recorded: status follows it, a fix by hand mails the recovery once, and the daemon keeps the record', async () => {
+  const closedPort = await freePort();
+  const mailsBefore = smtp.mails.length;
+  await writeDaemonConfig(host, files, {
+    agent: { schedule: slotIn(12).cron, catch_up: 'false' },
+    influxdb: { host: `127.0.0.1:${closedPort}` },
+    notify: notifyVia(smtp, files),
+  });
+  const daemon = startDaemon(host, { NOTIFY_SOCKET: notify.path });
+  await smtp.waitFor(/influxdb backup FAILED/, mailsBefore);
+
+  await writeDaemonConfig(host, files, {
+    agent: { schedule: '0 0 1 1 *', catch_up: 'false' },
+    notify: notifyVia(smtp, files),
+  });
+  const fixed = await host.run(['run', '--source', 'influxdb']);
+  assert.equal(fixed.exitCode, 0, fixed.stdout + fixed.stderr);
+  const recorded = await readStateFile(files);
+  assert.equal(recorded.lastRun?.trigger, 'backup-agent run');
+  assert.equal(recorded.sources['influxdb']?.lastRun?.['result'], 'ok');
+  assert.equal(recorded.sources['influxdb']?.lastRun?.['trigger'], 'backup-agent run');
+  const recovery = await smtp.waitFor(/influxdb backup recovered/, mailsBefore);
+  assert.match(recovery.body, /^Backups on .* work again \(backup-agent run\)\.$/m);
+  const status = await host.run(['status']);
+  assert.equal(status.exitCode, 0, status.stdout + status.stderr);
+  assert.match(status.stdout, /^influxdb: OK$/m);
+
+  // The daemon's memory still has influxdb failing: it must take the file's word for it.
+  const slot = slotIn(15);
+  await writeDaemonConfig(host, files, {
+    agent: { schedule: slot.cron, catch_up: 'false' },
+    notify: notifyVia(smtp, files),
+  });
+  const beforeReload = notify.messages.length;
+  daemon.signal('SIGHUP');
+  const reloaded = await notify.waitFor(
+    'STATUS after the reload',
+    (message) =>
+      notify.messages.indexOf(message) >= beforeReload && message.fields.some((field) => field.startsWith('STATUS=')),
+  );
+  assert.match(reloaded.fields.join(' | '), /STATUS=idle · next .* · last OK /);
+  await waitFor('the next scheduled run', async () => (await lastRunOf())?.slot === slot.at.toISOString());
+  assert.equal((await lastRunOf())?.result, 'ok');
+  daemon.signal('SIGTERM');
+  assert.equal((await daemon.exited).exitCode, 0, daemon.output());
+  const subjects = smtp.mails.slice(mailsBefore).map((mail) => mail.subject);
+  assert.equal(subjects.filter((subject) => /recovered/.test(subject)).length, 1, subjects.join('\n'));
+});
+
 test('SIGHUP with a broken configuration logs it, keeps the old schedule, and the run still happens', async () => {
   const slot = slotIn(20);
   await writeDaemonConfig(host, files, { agent: { schedule: slot.cron, catch_up: 'false' } });
@@ -325,8 +375,13 @@ test('a slot that finds a manual run holding the lock is skipped, and the state 
     mysql: { databases: `${MYSQL_DATABASE} ${BULK_DATABASE}` },
   });
   const daemon = startDaemon(host);
-  await waitFor('the skipped slot', async () => (await lastRunOf())?.slot === slot.at.toISOString());
-  const skipped = await lastRunOf();
+  // Read once: the manual run records itself over the skip as soon as it ends.
+  const seen: { lastRun: Awaited<ReturnType<typeof lastRunOf>> } = { lastRun: null };
+  await waitFor('the skipped slot', async () => {
+    seen.lastRun = await lastRunOf();
+    return seen.lastRun?.slot === slot.at.toISOString();
+  });
+  const skipped = seen.lastRun;
   assert.equal(skipped?.result, 'skipped');
   assert.match(skipped?.reason ?? '', /another backup-agent run holds the lock .*\(backup-agent run\)/);
   assert.ok(
@@ -337,6 +392,12 @@ test('a slot that finds a manual run holding the lock is skipped, and the state 
   daemon.signal('SIGTERM');
   assert.equal((await daemon.exited).exitCode, 0, daemon.output());
   assert.equal((await manual).exitCode, 0, String((await manual).all));
+  const last = await lastRunOf();
+  assert.deepEqual(
+    [last?.trigger, last?.result],
+    ['backup-agent run', 'ok'],
+    'the manual run recorded itself after the skip',
+  );
 });
 
 test('SIGTERM in the middle of a run: children stopped, lock freed, state consistent, exit 0; the next run succeeds', async () => {

@@ -1,6 +1,6 @@
-// `backup-agent status`: per source, what the daemon's state file knows (last run, last success,
-// newest full and chain length, deadline and RPO) and when the next run comes with its expected
-// kind; with --remote, also what duplicity says about the chain on the target. Returns data only;
+// `backup-agent status`: per source, what the state file knows of the daemon's and manual runs
+// (last run, last success, newest full and chain length, deadline and RPO) and when the next run
+// comes with its expected kind; with --remote, also what duplicity says about the chain on the target. Returns data only;
 // cli/output.ts prints it as a table or as JSON. Healthy means: every enabled source's last run
 // succeeded and no SLA promise is broken — what Nagios or cron needs to know.
 import { hostname } from 'node:os';
@@ -68,7 +68,7 @@ export async function collectStatus(config: Config, options: StatusOptions): Pro
   let stateProblem: string | null = null;
   try {
     state = await readState(file);
-    if (state === null) stateProblem = `there is no state file ${file}: the daemon has not run on this host yet`;
+    if (state === null) stateProblem = `there is no state file ${file}: no backup has run on this host yet`;
   } catch (error) {
     stateProblem = errorMessage(error);
   }

@@ -22,6 +22,7 @@ const cli = {
   logger: () => import('../report/logger.js'),
   logTail: () => import('../daemon/log-tail.js'),
   output: () => import('./output.js'),
+  recordRun: () => import('../actions/record-run.js'),
   restore: () => import('../actions/restore.js'),
   restorePoint: () => import('../restore/restore-point.js'),
   status: () => import('../actions/status.js'),
@@ -71,8 +72,12 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
         process.stdout.write(formatPlan(await planBackup(context, sources, kind)));
         return setExitCode(0);
       }
-      const { runBackup } = await cli.backup();
-      const summary = await runBackup(context, { sources, kind, trigger: 'backup-agent run' });
+      const [{ runBackup }, { recordManualRun }] = await Promise.all([cli.backup(), cli.recordRun()]);
+      const trigger = 'backup-agent run';
+      const startedAt = new Date();
+      const summary = await runBackup(context, { sources, kind, trigger });
+      const window = { startedAt, finishedAt: new Date(), trigger, slot: null };
+      await recordManualRun(config, logger, window, summary.outcomes);
       setExitCode(summary.ok ? 0 : 1);
     });
 

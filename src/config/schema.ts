@@ -79,7 +79,7 @@ export const CONFIG_KEYS = {
     state_file: key(
       absolutePath,
       '/var/lib/backup-agent/state.json',
-      'daemon: last run and last success per source, read by `status` and by catch-up after a restart.',
+      'last run and last success per source, of the daemon and of manual runs; read by `status`, the SLA watch and catch-up after a restart.',
     ),
   },
   target: {

@@ -1,13 +1,13 @@
 // `backup-agent daemon`, what the systemd unit runs for months unattended. It fires runBackup on
-// agent.schedule, catches up a slot missed while the host was off, keeps state.json, the metrics
-// file and systemd's STATUS= current, mails failures, recoveries and SLA breaches, reloads its
+// agent.schedule, catches up a slot missed while the host was off, keeps state.json (shared with
+// manual runs), the metrics file and systemd's STATUS= current, mails failures, recoveries and SLA breaches, reloads its
 // configuration on SIGHUP (keeping the old one when the new one is invalid) and, on SIGTERM, stops
 // the running backup through the shared AbortSignal, records that, and returns for exit 0.
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { ConfigError, errorMessage } from '../errors.js';
-import { renderMetrics, writeMetricsFile } from '../metrics/textfile.js';
+import { writeMetrics } from '../metrics/textfile.js';
 import { createMailer } from '../notify/mail.js';
 import type { Logger } from '../report/logger.js';
 import { ensureWritableDirectory } from '../system/directories.js';
@@ -38,7 +38,7 @@ export interface DaemonOptions {
 
 /** After a boot the database and the network come up with the daemon; let them settle first. */
 const CATCH_UP_DELAY_MS = 30_000;
-/** "At least hourly"; the check is a few comparisons in memory. */
+/** "At least hourly"; the check reads the small state file (a manual run may have changed it) and compares. */
 const SLA_CHECK_MS = 5 * 60_000;
 /** How often STATUS= refreshes the elapsed time of a running backup. */
 const RUNNING_STATUS_MS = 10_000;
@@ -77,22 +77,21 @@ class Daemon {
     this.log = options.logger;
     this.schedule = new Schedule(this.config.agent.schedule, this.config.agent.timezone);
     this.notifier = connectToSystemd(options.logger);
-    this.store = new StateStore(() => this.config.agent.state_file, options.logger);
+    this.store = new StateStore(() => this.config.agent.state_file, options.logger, 'backup-agent daemon');
   }
 
   async start(): Promise<void> {
     const { agent } = this.config;
     await ensureWritableDirectory(dirname(agent.state_file), 'agent.state_file');
     const stored = await this.store.load();
-    this.state = stored ?? stateFile.emptyState(new Date());
-    await this.saveState();
-    await this.writeMetrics();
+    await this.change((state) => ({ state }), stored ?? stateFile.emptyState(new Date()));
+    await writeMetrics(this.config, this.state, this.log);
     this.armSchedule();
     this.planCatchUp(stored);
     process.on('SIGHUP', this.onHangup);
     this.repeat(SLA_CHECK_MS, () => this.guard('SLA check', this.checkSla()));
     this.repeat(RUNNING_STATUS_MS, () => this.activity.busy && this.publishStatus());
-    this.breaches = this.evaluateSla(new Date()).breaches;
+    this.breaches = this.evaluateSla(this.state, new Date()).breaches;
     // Only now: the configuration is valid, the state readable and the schedule armed.
     this.notifier.ready();
     this.publishStatus();
@@ -170,8 +169,7 @@ class Daemon {
       const reason = 'the previous run is still in progress';
       this.log.warn({ trigger: request.trigger }, 'run skipped (%s): %s', request.trigger, reason);
       const window = { startedAt: now, finishedAt: now, trigger: request.trigger, slot: request.slot };
-      this.state = stateFile.recordRunWithoutOutcome(this.state, window, 'skipped', reason);
-      void this.saveState();
+      void this.change((state) => ({ state: stateFile.recordRunWithoutOutcome(state, window, 'skipped', reason) }));
       return;
     }
     this.current = this.guard('run', this.cycle(request)).finally(() => {
@@ -186,8 +184,8 @@ class Daemon {
     const startedAt = new Date();
     if (request.catchUp === true && request.slot !== null) {
       // Recorded first, so that a daemon dying in the catch-up does not start it again on every restart.
-      this.state = { ...this.state, catchUp: { slot: request.slot, startedAt } };
-      await this.saveState();
+      const catchUp = { slot: request.slot, startedAt };
+      await this.change((state) => ({ state: { ...state, catchUp } }));
     }
     this.log.info({ trigger: request.trigger }, 'run started: %s', request.trigger);
     this.activity.begin();
@@ -204,11 +202,9 @@ class Daemon {
     if (end.result === 'start-failure') {
       this.log.error({ error: end.error }, 'run failed before any source ran: %s', end.error);
     }
-    const recorded = recordRunEnd(this.state, window, end);
-    this.state = recorded.state;
-    await this.saveState();
+    const recorded = await this.change((state) => recordRunEnd(state, window, end));
     if (recorded.transitions === null) return;
-    await this.writeMetrics();
+    await writeMetrics(config, this.state, this.log);
     const report = {
       host: hostname(),
       trigger: request.trigger,
@@ -254,10 +250,10 @@ class Daemon {
     await this.checkSla();
   }
 
-  private evaluateSla(now: Date) {
+  private evaluateSla(state: stateFile.AgentState, now: Date) {
     const { agent } = this.config;
     return evaluateSla({
-      state: this.state,
+      state,
       sources: enabledKinds(this.config),
       now,
       rpoMs: agent.rpo,
@@ -268,12 +264,15 @@ class Daemon {
 
   private async checkSla(): Promise<void> {
     const now = new Date();
-    this.breaches = this.evaluateSla(now).breaches;
-    const { opened, closed, alerted } = reconcileBreaches(this.state.slaBreaches, this.breaches, now);
+    const { breaches, opened, closed } = await this.change((state) => {
+      const current = this.evaluateSla(state, now).breaches;
+      const change = reconcileBreaches(state.slaBreaches, current, now);
+      const unchanged = change.opened.length === 0 && change.closed.length === 0;
+      return { ...change, breaches: current, state: unchanged ? state : { ...state, slaBreaches: change.alerted } };
+    });
+    this.breaches = breaches;
     this.publishStatus();
     if (opened.length === 0 && closed.length === 0) return;
-    this.state = { ...this.state, slaBreaches: alerted };
-    await this.saveState();
     await alertAboutBreaches(createMailer(this.config.notify, this.log), this.log, { opened, closed }, (date) =>
       this.show(date),
     );
@@ -305,16 +304,14 @@ class Daemon {
     this.log.info({ timeoutMs }, 'systemd watchdog: WATCHDOG=1 every %d ms', timeoutMs / 2);
   }
 
-  private saveState(): Promise<void> {
-    return this.store.save(this.state);
-  }
-
-  private async writeMetrics(): Promise<void> {
-    const file = this.config.metrics.textfile;
-    if (file === '') return;
-    await writeMetricsFile(file, renderMetrics(this.state, enabledKinds(this.config))).catch((error: unknown) =>
-      this.log.error({ file }, 'cannot write the metrics file %s: %s', file, errorMessage(error)),
-    );
+  /** Every change goes through the file as it is now: a manual run may have recorded a run since. */
+  private async change<T extends { readonly state: stateFile.AgentState }>(
+    change: (state: stateFile.AgentState) => T,
+    base: stateFile.AgentState = this.state,
+  ): Promise<T> {
+    const changed = await this.store.update(change, base);
+    this.state = changed.state;
+    return changed;
   }
 
   /** A daemon must outlive a bug in one cycle: log it (the next slot may well work) instead of crashing. */

@@ -1,8 +1,12 @@
-// Prometheus metrics through node_exporter's textfile collector: after each run the daemon
-// rewrites one .prom file from the state. The file is replaced atomically because node_exporter
+// Prometheus metrics through node_exporter's textfile collector: after each run (the daemon's or a
+// manual one) one .prom file is rewritten from the state. The file is replaced atomically because node_exporter
 // reads it at any moment, and it is world-readable because node_exporter runs as its own user.
-import type { SourceKind } from '../domain.js';
+import type { Config } from '../config/schema.js';
+import { enabledKinds } from '../daemon/next-run.js';
 import type { AgentState } from '../daemon/state.js';
+import type { SourceKind } from '../domain.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../report/logger.js';
 import { writeFileAtomic } from '../system/atomic-write.js';
 
 interface Metric {
@@ -62,8 +66,13 @@ export function renderMetrics(state: AgentState, sources: readonly SourceKind[])
   return metrics.map(renderMetric).join('');
 }
 
-export async function writeMetricsFile(file: string, text: string): Promise<void> {
-  await writeFileAtomic(file, text, 0o644);
+/** Rewrites metrics.textfile, when set. Never rejects: a metrics file must not fail a backup. */
+export async function writeMetrics(config: Config, state: AgentState, log: Logger): Promise<void> {
+  const file = config.metrics.textfile;
+  if (file === '') return;
+  await writeFileAtomic(file, renderMetrics(state, enabledKinds(config)), 0o644).catch((error: unknown) =>
+    log.error({ file }, 'cannot write the metrics file %s: %s', file, errorMessage(error)),
+  );
 }
 
 function renderMetric(metric: Metric): string {

@@ -2,7 +2,7 @@
 // backup user, pointing at the real services the test started. Runs the built CLI (dist/main.js)
 // as root, exactly as an operator would; the agent drops to `backup` itself.
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import type { GpgHome } from './gpg.js';
 import type { InfluxDb } from './influxdb.js';
@@ -41,6 +41,8 @@ export interface AgentHost {
   /** root's client options for restores: the test server's socket, unix_socket auth. */
   readonly adminCnf: string;
   readonly restoreDir: string;
+  /** agent.state_file: in the host's directory, as every run (manual or the daemon's) records itself there. */
+  readonly stateFile: string;
   readonly passphraseFile: string;
   readonly gnupgHome: string;
   /** (Re)writes the config: defaults for this host, then the overrides (null removes a section). */
@@ -69,12 +71,19 @@ export async function makeAgentHost(services: HostServices): Promise<AgentHost> 
     myCnf: join(etc, 'my.cnf'),
     adminCnf: join(etc, 'admin.cnf'),
     restoreDir: join(dir, 'restore'),
+    stateFile: join(dir, 'state', 'state.json'),
     passphraseFile: join(etc, 'passphrase'),
     gnupgHome: services.gpg?.home ?? join(dir, 'gnupg'),
   };
   await mkdir(etc, { mode: 0o755 });
   // As the package does: the agent's own directories exist and belong to backup.
-  for (const owned of [host.stagingDir, host.cacheDir, ...(services.gpg ? [] : [host.gnupgHome])]) {
+  const ownedDirs = [
+    host.stagingDir,
+    host.cacheDir,
+    dirname(host.stateFile),
+    ...(services.gpg ? [] : [host.gnupgHome]),
+  ];
+  for (const owned of ownedDirs) {
     await mkdir(owned, { mode: 0o700 });
     await chownToBackup(owned);
   }
@@ -91,6 +100,7 @@ export async function makeAgentHost(services: HostServices): Promise<AgentHost> 
       staging_dir: host.stagingDir,
       cache_dir: host.cacheDir,
       restore_dir: host.restoreDir,
+      state_file: host.stateFile,
       full_day: notToday(),
     },
     target: {

@@ -16,19 +16,16 @@ export interface DaemonFiles {
   readonly smtpPasswordFile: string;
 }
 
-/** Directories the daemon writes to, owned by backup as the package's StateDirectory= would be. */
+/** The metrics directory (node_exporter's, writable by backup) and the SMTP password; the host has the state file. */
 export async function prepareDaemonFiles(host: AgentHost, smtp?: SmtpSink): Promise<DaemonFiles> {
-  const stateDir = join(host.dir, 'state');
   const metricsDir = join(host.dir, 'metrics');
   const smtpPasswordFile = join(host.dir, 'etc', 'smtp-password');
-  for (const dir of [stateDir, metricsDir]) {
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-    await chownToBackup(dir);
-  }
+  await mkdir(metricsDir, { mode: 0o755 });
+  await chownToBackup(metricsDir);
   await writeFile(smtpPasswordFile, `${smtp?.password ?? ''}\n`, { mode: 0o600 });
   await chownToBackup(smtpPasswordFile);
   return {
-    stateFile: join(stateDir, 'state.json'),
+    stateFile: host.stateFile,
     metricsFile: join(metricsDir, 'backup_agent.prom'),
     smtpPasswordFile,
   };
@@ -44,7 +41,7 @@ export async function writeDaemonConfig(
   overrides: IniOverrides & { notify?: Record<string, string>; metrics?: Record<string, string> } = {},
 ): Promise<void> {
   const { notify, metrics, ...pipeline } = overrides;
-  await host.writeConfig({ ...pipeline, agent: { state_file: files.stateFile, ...pipeline.agent } });
+  await host.writeConfig(pipeline);
   const extra = [
     ['notify', notify],
     ['metrics', { textfile: files.metricsFile, ...metrics }],
