@@ -1,8 +1,9 @@
 // `backup-agent daemon`, what the systemd unit runs for months unattended. It fires runBackup on
 // agent.schedule, catches up a slot missed while the host was off, keeps state.json (shared with
-// manual runs), the metrics file and systemd's STATUS= current, mails failures, recoveries and SLA breaches, reloads its
-// configuration on SIGHUP (keeping the old one when the new one is invalid) and, on SIGTERM, stops
-// the running backup through the shared AbortSignal, records that, and returns for exit 0.
+// manual runs), the metrics file and systemd's STATUS= current, mails failures, recoveries and SLA
+// breaches, reloads its configuration on SIGHUP (keeping the old one when the new one is invalid)
+// and, on SIGTERM, stops the running backup through the shared AbortSignal, records that, and
+// returns for exit 0.
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { Config } from '../config/schema.js';
