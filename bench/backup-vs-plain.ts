@@ -26,7 +26,7 @@ import { cpus, hostname, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
-import { makeAgentHost } from '../test/harness/agent.js';
+import { NODE_FLAG, makeAgentHost } from '../test/harness/agent.js';
 import { type MariaDb, startMariaDb } from '../test/harness/mariadb.js';
 import { type SshTarget, startSshTarget } from '../test/harness/ssh-target.js';
 import { chownToBackup, makeTempDir, removeDir } from '../test/harness/temp-dir.js';
@@ -392,7 +392,7 @@ async function main(options: Options): Promise<void> {
       'what each side ran (full; the incremental is the same with `incremental`, and `run` without --full):',
       `  plain: ${commands.dump.join(' ')} > ${join(plain.stagingDir, `${DATABASE}.sql`)}`,
       `         ${commands.duplicity.map((arg) => (arg.includes(' ') ? `'${arg}'` : arg)).join(' ')}`,
-      `  agent: ${process.execPath} dist/main.js --config ${host.configFile} run --full, which ran:`,
+      `  agent: ${process.execPath} ${NODE_FLAG} dist/main.js --config ${host.configFile} run --full, which ran:`,
       ...(lastFull?.agent.result.commands ?? []).map((command) => `         ${command.argv.join(' ')}`),
       formatOptionDiff('dump options', commands.dump, agentArgv('mariadb-dump'), 1),
       formatOptionDiff('duplicity full options', commands.duplicity, agentArgv('duplicity full'), 2),

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
-import { AGENT } from '../test/harness/agent.js';
+import { AGENT, NODE_FLAG } from '../test/harness/agent.js';
 import { startNotifySocket } from '../test/harness/notify-socket.js';
 import { asBackupUser, chownToBackup, makeTempDir, removeDir } from '../test/harness/temp-dir.js';
 
@@ -49,11 +49,15 @@ try {
     { mode: 0o644 },
   );
 
-  const daemon = execa('setpriv', await asBackupUser([process.execPath, AGENT, '--config', config, 'daemon']), {
-    reject: false,
-    stdin: 'ignore',
-    env: { NOTIFY_SOCKET: notify.path, WATCHDOG_USEC: '30000000' },
-  });
+  const daemon = execa(
+    'setpriv',
+    await asBackupUser([process.execPath, NODE_FLAG, AGENT, '--config', config, 'daemon']),
+    {
+      reject: false,
+      stdin: 'ignore',
+      env: { NOTIFY_SOCKET: notify.path, WATCHDOG_USEC: '30000000' },
+    },
+  );
   const pid = daemon.pid ?? 0;
   await notify.waitFor('READY=1', (message) => message.fields.includes('READY=1'), 30_000);
   await sleep(WARMUP_MS);

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AGENT, makeAgentHost } from '../test/harness/agent.js';
+import { AGENT, NODE_FLAG, makeAgentHost } from '../test/harness/agent.js';
 import { startMariaDb } from '../test/harness/mariadb.js';
 import { startSshTarget } from '../test/harness/ssh-target.js';
 import { chownToBackup, makeTempDir, removeDir } from '../test/harness/temp-dir.js';
@@ -40,10 +40,14 @@ try {
   );
   await drop();
   const agentMs = await timed('total', async () => {
-    const result = await execa(process.execPath, [AGENT, '--config', host.configFile, 'restore', 'mysql', '--yes'], {
-      stdin: 'ignore',
-      reject: false,
-    });
+    const result = await execa(
+      process.execPath,
+      [NODE_FLAG, AGENT, '--config', host.configFile, 'restore', 'mysql', '--yes'],
+      {
+        stdin: 'ignore',
+        reject: false,
+      },
+    );
     if (result.exitCode !== 0) throw new Error(`restore failed: ${result.stderr}`);
     process.stdout.write(`${result.stdout.trimEnd().replace(/^/gm, '    ')}\n`);
   });

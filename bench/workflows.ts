@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { type LogLine, parseLogs } from '../test/harness/agent.js';
+import { type LogLine, NODE_FLAG, parseLogs } from '../test/harness/agent.js';
 import { asBackupUser, backupUser } from '../test/harness/temp-dir.js';
 import { type RssPeaks, sampleRss } from './measure.js';
 
@@ -168,6 +168,7 @@ export async function runAgent(agentMain: string, configFile: string, kind: Kind
     'setpriv',
     await asBackupUser([
       process.execPath,
+      NODE_FLAG,
       agentMain,
       '--config',
       configFile,

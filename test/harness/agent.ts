@@ -1,6 +1,7 @@
 // A throwaway host for the agent: config, staging, cache and secrets in a temp dir owned by the
 // backup user, pointing at the real services the test started. Runs the built CLI (dist/main.js)
 // as root, exactly as an operator would; the agent drops to `backup` itself.
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -11,6 +12,10 @@ import type { SshTarget } from './ssh-target.js';
 import { chownToBackup, makeTempDir, removeDir } from './temp-dir.js';
 
 export const AGENT = new URL('../../dist/main.js', import.meta.url).pathname;
+/** The V8 flag the package's #! line gives node (package.json config.nodeFlag): run the agent as installed. */
+export const NODE_FLAG = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { config: { nodeFlag: string } }
+).config.nodeFlag;
 export const PASSPHRASE = 'correct horse battery staple 4 backups';
 export const MYSQL_PASSWORD = 'bk-Secr3t-pw';
 export const MYSQL_DATABASE = 'agama';
@@ -142,7 +147,7 @@ export async function makeAgentHost(services: HostServices): Promise<AgentHost> 
   await writeConfig();
 
   const run = async (args: readonly string[], env: Record<string, string> = {}): Promise<AgentResult> => {
-    const result = await execa(process.execPath, [AGENT, '--config', host.configFile, ...args], {
+    const result = await execa(process.execPath, [NODE_FLAG, AGENT, '--config', host.configFile, ...args], {
       reject: false,
       stdin: 'ignore',
       env,
@@ -156,7 +161,7 @@ export async function makeAgentHost(services: HostServices): Promise<AgentHost> 
     };
   };
   const start = (args: readonly string[]) =>
-    execa(process.execPath, [AGENT, '--config', host.configFile, ...args], {
+    execa(process.execPath, [NODE_FLAG, AGENT, '--config', host.configFile, ...args], {
       reject: false,
       all: true,
       stdin: 'ignore',

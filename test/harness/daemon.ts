@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
-import { AGENT, type AgentHost, type IniOverrides, type LogLine } from './agent.js';
+import { AGENT, type AgentHost, NODE_FLAG, type IniOverrides, type LogLine } from './agent.js';
 import type { SmtpSink } from './smtp.js';
 import { chownToBackup } from './temp-dir.js';
 
@@ -97,7 +97,7 @@ export async function killLeftoverDaemons(): Promise<number> {
 }
 
 export function startDaemon(host: AgentHost, env: Record<string, string> = {}): RunningDaemon {
-  const child = execa(process.execPath, [AGENT, '--config', host.configFile, 'daemon'], {
+  const child = execa(process.execPath, [NODE_FLAG, AGENT, '--config', host.configFile, 'daemon'], {
     reject: false,
     stdin: 'ignore',
     all: true,
