@@ -5,8 +5,9 @@ import { runBackup } from '../actions/backup.js';
 import { createContext, enabledSources } from '../actions/context.js';
 import type { Config } from '../config/schema.js';
 import { SOURCE_KINDS, type SourceKind, type SourceOutcome } from '../domain.js';
-import { AgentError, InterruptedError, LockHeldError, errorMessage } from '../errors.js';
+import { AgentError, InterruptedError, errorMessage } from '../errors.js';
 import type { Logger } from '../report/logger.js';
+import { LockBusyError } from '../system/lock.js';
 import { type Activity, ActivityRunner } from './activity.js';
 import {
   type AgentState,
@@ -49,7 +50,8 @@ export async function executeRun(
     const summary = await runBackup(context, { sources, trigger: request.trigger });
     return { result: 'outcomes', outcomes: summary.outcomes };
   } catch (error) {
-    if (error instanceof LockHeldError) return { result: 'skipped', reason: error.message };
+    // "restore by pid 812 in progress, …": the journal says why this slot uploaded nothing.
+    if (error instanceof LockBusyError) return { result: 'skipped', reason: error.activity };
     if (error instanceof InterruptedError || cancel.aborted) {
       return { result: 'interrupted', reason: `stopped by ${String(cancel.reason ?? 'a signal')}` };
     }

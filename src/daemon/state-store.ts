@@ -3,15 +3,13 @@
 // write-back of a copy read earlier (that would erase the other's record), under a short lock
 // file that serialises the two processes. A damaged file is moved aside, not trusted and not lost.
 import { rename } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { LockHeldError, errorMessage } from '../errors.js';
+import { errorMessage } from '../errors.js';
 import type { Logger } from '../report/logger.js';
-import { type RunLock, acquireRunLock } from '../system/lock.js';
+import { acquireLockWaiting } from '../system/lock.js';
 import { type AgentState, StateFileError, readState, writeState } from './state.js';
 
 /** A change is a few milliseconds of work; a holder that keeps the lock longer has a problem. */
 const LOCK_WAIT_MS = 10_000;
-const LOCK_RETRY_MS = 25;
 
 export class StateStore {
   private queue: Promise<unknown> = Promise.resolve();
@@ -47,7 +45,7 @@ export class StateStore {
   update<T extends { readonly state: AgentState }>(change: (state: AgentState) => T, base: AgentState): Promise<T> {
     const file = this.file();
     const updated = this.queue.then(async () => {
-      const lock = await this.lock(file);
+      const lock = await acquireLockWaiting(`${file}.lock`, this.holder, LOCK_WAIT_MS);
       try {
         const stored = await this.load();
         const current = stored ?? base;
@@ -69,17 +67,5 @@ export class StateStore {
   /** Resolves when every queued change has ended. */
   async flushed(): Promise<void> {
     await this.queue;
-  }
-
-  private async lock(file: string): Promise<RunLock> {
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (;;) {
-      try {
-        return await acquireRunLock(`${file}.lock`, this.holder);
-      } catch (error) {
-        if (!(error instanceof LockHeldError) || Date.now() > deadline) throw error;
-        await sleep(LOCK_RETRY_MS);
-      }
-    }
   }
 }

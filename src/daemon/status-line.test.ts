@@ -77,7 +77,7 @@ test('a skipped run says why; SLA breaches and a rejected reload are appended', 
     after([fullOk]),
     { ...window, startedAt: new Date('2026-11-24T23:15:00Z'), finishedAt: new Date('2026-11-24T23:15:00Z') },
     'skipped',
-    'another backup-agent run holds the lock /var/cache/backup-agent/backup-agent.lock: pid 4242',
+    'restore by pid 4242 in progress, started 2026-11-24T23:10:02.000Z (backup-agent restore mysql)',
   );
   assert.equal(
     line({
@@ -86,7 +86,7 @@ test('a skipped run says why; SLA breaches and a rejected reload are appended', 
       breaches: [{ key: 'rpo:mysql', source: 'mysql', kind: 'rpo', detail: '' }],
       reloadProblem: 'agent.schedule = "x": expected a cron expression',
     }),
-    'idle · last run SKIPPED: another backup-agent run holds the lock /var/cache/backup-agent/backup-agent.lock: pid 4242 · SLA BREACH: mysql rpo · config reload FAILED, previous configuration in use',
+    'idle · last run SKIPPED: restore by pid 4242 in progress, started 2026-11-24T23:10:02.000Z (backup-agent restore mysql) · SLA BREACH: mysql rpo · config reload FAILED, previous configuration in use',
   );
 });
 

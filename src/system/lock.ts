@@ -1,12 +1,27 @@
-// One run at a time per host. The lock file names its holder (pid, start time, command) so the
-// second run can say who has it; a holder that died (kill -9, reboot) is detected and replaced.
-import { chown, link, readFile, unlink, writeFile } from 'node:fs/promises';
-import { LockHeldError } from '../errors.js';
+// One run at a time per host, decided by the kernel. The lock is flock(2) on the lock file's open
+// file description: it ends with the process that holds it (kill -9, OOM, reboot), and nobody takes
+// it from a live holder, whoever that is. A pid heuristic cannot do this: under the unit,
+// ProtectProc=invisible and PrivateUsers=yes hide root's restore from the daemon, which took it for
+// dead and deleted its lock.
+//
+// Node has no flock(), so util-linux flock(1) locks the descriptor node hands it as its fd 3. Both
+// share one open file description, which stays locked after flock exits, for as long as node keeps
+// the descriptor open; node opens files O_CLOEXEC, so no other child inherits it. The file is
+// never unlinked: a process that opened it before would lock an inode nobody else opens any more.
+//
+// The file lives in the backup user's cache directory, where root (restore, verify --import) takes
+// the lock too. So it is opened without following a symlink, without waiting on a FIFO, checked
+// through the descriptor (a plain file with one link), and handed to backup through the descriptor.
+import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
+import { AgentError, LockHeldError, errorMessage } from '../errors.js';
 
-interface LockHolder {
+const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
+
+/** What the holder writes into the lock file, so that a refused run can name it. */
+export interface LockHolder {
   readonly pid: number;
-  /** Start time of the process in clock ticks since boot: tells a live holder from a reused pid. */
-  readonly processStart: string;
   readonly startedAt: string;
   readonly command: string;
 }
@@ -16,76 +31,190 @@ export interface RunLock {
   release(): Promise<void>;
 }
 
-/** `owner`: root (restore) hands the lock file to the backup user, who owns the cache directory. */
+/** Someone else holds the lock; the message and `activity` name the holder. */
+export class LockBusyError extends LockHeldError {
+  /** What the daemon logs for a skipped slot: "restore by pid 812 in progress, started … (…)". */
+  readonly activity: string;
+
+  constructor(path: string, holder: LockHolder | undefined) {
+    super(
+      holder === undefined
+        ? `another backup-agent run holds the lock ${path} (it has not written its name yet)`
+        : `another backup-agent run holds the lock ${path}: pid ${holder.pid}, started ${holder.startedAt} (${holder.command})`,
+      'wait for it to finish (systemctl status backup-agent shows what the daemon is doing)',
+    );
+    this.activity = describeHolder(holder);
+  }
+}
+
+/** The lock file cannot be used: not a plain file, or not openable. Retrying does not help. */
+export class LockFileError extends AgentError {
+  readonly exitCode = 1;
+}
+
+/** flock --nonblock answers at once; this deadline is for a flock that does not. */
+const FLOCK_DEADLINE_MS = 10_000;
+/** flock's exit code when someone else holds the lock (its default, 1, is also some of its errors). */
+const HELD_EXIT_CODE = 75;
+/** A holder's line is short; a longer file is not one the agent wrote. */
+const HOLDER_MAX_BYTES = 4096;
+/** Tries to open or create the file; a name that keeps changing between the two is someone's game. */
+const OPEN_ATTEMPTS = 3;
+
+/**
+ * Takes the lock now or throws LockBusyError naming the holder. `owner`: root hands a lock file it
+ * creates to the backup user, who owns the cache directory and must be able to lock it later.
+ */
 export async function acquireRunLock(
   path: string,
   command: string,
   owner?: { readonly uid: number; readonly gid: number },
 ): Promise<RunLock> {
-  const me: LockHolder = {
-    pid: process.pid,
-    processStart: await processStart(process.pid),
-    startedAt: new Date().toISOString(),
-    command,
-  };
-  const temporary = `${path}.${process.pid}`;
-  await writeFile(temporary, `${JSON.stringify(me)}\n`, { mode: 0o644 });
-  if (owner !== undefined) await chown(temporary, owner.uid, owner.gid);
+  return acquire(path, command, owner, 0);
+}
+
+/** For short critical sections (the state file): waits up to `waitMs` for the holder to finish. */
+export async function acquireLockWaiting(path: string, command: string, waitMs: number): Promise<RunLock> {
+  return acquire(path, command, undefined, waitMs);
+}
+
+async function acquire(
+  path: string,
+  command: string,
+  owner: { readonly uid: number; readonly gid: number } | undefined,
+  waitMs: number,
+): Promise<RunLock> {
+  const handle = await openLockFile(path, owner);
   try {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        // link() fails if the lock exists: creating it is atomic, unlike check-then-write.
-        await link(temporary, path);
-        return { path, release: () => releaseIfMine(path) };
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      }
-      const holder = await readHolder(path);
-      if (holder && (await isAlive(holder))) {
-        throw new LockHeldError(
-          `another backup-agent run holds the lock ${path}: pid ${holder.pid}, started ${holder.startedAt} (${holder.command})`,
-          'wait for it to finish (systemctl status backup-agent shows what it is doing)',
-        );
-      }
-      await unlink(path).catch(() => undefined);
+    if (!(await flock(handle, path, waitMs))) {
+      throw new LockBusyError(path, await readHolder(handle));
     }
-    throw new LockHeldError(
-      `could not take the lock ${path}: it keeps reappearing`,
-      'another run is starting at the same moment; try again',
-    );
-  } finally {
-    await unlink(temporary).catch(() => undefined);
-  }
-}
-
-async function releaseIfMine(path: string): Promise<void> {
-  const holder = await readHolder(path);
-  if (holder?.pid === process.pid) await unlink(path).catch(() => undefined);
-}
-
-async function readHolder(path: string): Promise<LockHolder | undefined> {
-  try {
-    return JSON.parse(await readFile(path, 'utf8')) as LockHolder;
-  } catch {
-    return undefined;
-  }
-}
-
-async function isAlive(holder: LockHolder): Promise<boolean> {
-  try {
-    process.kill(holder.pid, 0);
+    const holder: LockHolder = { pid: process.pid, startedAt: new Date().toISOString(), command };
+    await handle.truncate(0);
+    await handle.write(`${JSON.stringify(holder)}\n`, 0);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+    await handle.close();
+    throw error;
   }
-  return (await processStart(holder.pid)) === holder.processStart;
+  let released = false;
+  return {
+    path,
+    release: async () => {
+      if (released) return;
+      released = true;
+      // Emptied while still locked, so no later reader mistakes a finished run for a live one.
+      await handle.truncate(0).catch(() => undefined);
+      await handle.close();
+    },
+  };
 }
 
-async function processStart(pid: number): Promise<string> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // Field 22 (starttime); the command name in field 2 may contain spaces, so count after its ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
-  } catch {
-    return '';
+function describeHolder(holder: LockHolder | undefined): string {
+  if (holder === undefined) return 'a run that has not written its name yet is in progress';
+  const what = /^backup-agent (\S+)/.exec(holder.command)?.[1] ?? holder.command;
+  const detail = what === holder.command ? '' : ` (${holder.command})`;
+  return `${what} by pid ${holder.pid} in progress, started ${holder.startedAt}${detail}`;
+}
+
+async function openLockFile(
+  path: string,
+  owner: { readonly uid: number; readonly gid: number } | undefined,
+): Promise<FileHandle> {
+  for (let attempt = 0; attempt < OPEN_ATTEMPTS; attempt++) {
+    // O_NOFOLLOW: a symlink is refused (ELOOP); O_NONBLOCK: a FIFO does not wait for a writer.
+    const existing = await open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK).catch(openFailure(path, 'ENOENT'));
+    if (existing !== undefined) return checked(existing, path, owner, false);
+    // O_EXCL: only a file made right now is handed to the owner, never one found in its place.
+    const created = await open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK, 0o644).catch(
+      openFailure(path, 'EEXIST'),
+    );
+    if (created !== undefined) return checked(created, path, owner, true);
   }
+  throw new LockFileError(
+    `cannot open the lock file ${path}: it keeps appearing and disappearing`,
+    'something other than backup-agent is changing it: inspect the directory',
+  );
+}
+
+/** Rejects with a LockFileError, except for `expected`, which resolves undefined (try the other way). */
+function openFailure(path: string, expected: string): (error: unknown) => undefined {
+  return (error) => {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === expected) return undefined;
+    if (code === 'ELOOP') {
+      throw new LockFileError(
+        `the lock file ${path} is a symbolic link; refusing to follow it`,
+        'backup-agent never makes one: inspect it, remove it, and try again',
+      );
+    }
+    throw new LockFileError(`cannot open the lock file ${path}: ${errorMessage(error)}`, 'check the directory');
+  };
+}
+
+async function checked(
+  handle: FileHandle,
+  path: string,
+  owner: { readonly uid: number; readonly gid: number } | undefined,
+  created: boolean,
+): Promise<FileHandle> {
+  try {
+    const info = await handle.stat();
+    const kind = !info.isFile() ? 'not a plain file' : info.nlink !== 1 ? `a file with ${info.nlink} links` : null;
+    // Root writes into a file found here only if it is the owner's or its own (one it made and did not hand over).
+    const stranger = owner !== undefined && !created && info.uid !== owner.uid && info.uid !== 0;
+    if (kind !== null || stranger) {
+      throw new LockFileError(
+        `the lock file ${path} is ${kind ?? `owned by uid ${info.uid}`}; refusing to use it`,
+        'backup-agent never makes such a file: inspect it, remove it, and try again',
+      );
+    }
+    if (owner !== undefined && created) await handle.chown(owner.uid, owner.gid);
+    return handle;
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+/** true: this process holds the lock now; false: someone else held it (for `waitMs`). */
+function flock(handle: FileHandle, path: string, waitMs: number): Promise<boolean> {
+  // No setpriv --pdeathsig as for other children: should the agent die while flock waits, flock
+  // gets the lock on a description only it holds any more, and releases it as it exits.
+  const how = waitMs > 0 ? ['--wait', String(waitMs / 1000)] : ['--nonblock'];
+  const argv = [...how, '--exclusive', '--conflict-exit-code', String(HELD_EXIT_CODE), '3'];
+  return new Promise((resolve, reject) => {
+    const child = spawn('flock', argv, {
+      stdio: ['ignore', 'ignore', 'pipe', handle.fd],
+      timeout: waitMs + FLOCK_DEADLINE_MS,
+      killSignal: 'SIGKILL',
+    });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-500)));
+    child.once('error', (error) =>
+      reject(new LockFileError(`cannot lock ${path}: flock: ${error.message}`, 'install util-linux')),
+    );
+    child.once('close', (code, signal) => {
+      if (code === 0) resolve(true);
+      else if (code === HELD_EXIT_CODE) resolve(false);
+      else {
+        const how = signal === null ? `exit code ${code}` : `signal ${signal}`;
+        reject(new LockFileError(`cannot lock ${path}: flock failed with ${how}: ${stderr.trim()}`));
+      }
+    });
+  });
+}
+
+/** Read through the descriptor that was refused the lock: the same file, no path followed again. */
+async function readHolder(handle: FileHandle): Promise<LockHolder | undefined> {
+  const { buffer, bytesRead } = await handle.read({ buffer: Buffer.alloc(HOLDER_MAX_BYTES), position: 0 });
+  try {
+    const parsed = JSON.parse(buffer.subarray(0, bytesRead).toString('utf8')) as Partial<LockHolder>;
+    const { pid, startedAt, command } = parsed;
+    if (typeof pid === 'number' && typeof startedAt === 'string' && typeof command === 'string') {
+      return { pid, startedAt, command };
+    }
+  } catch {
+    // Empty (a holder that has just taken it) or not the agent's: unnamed.
+  }
+  return undefined;
 }

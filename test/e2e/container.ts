@@ -62,6 +62,12 @@ export interface Container {
   /** Runs argv inside the container as root (no shell). Throws on an exit code outside okExitCodes. */
   run(argv: readonly [string, ...string[]], options?: RunOptions): Promise<RunResult>;
   /**
+   * Starts argv inside the container as root and returns at once, for a command the test talks to
+   * while it runs: stdin, stdout and stderr are pipes. nsenter is killed after timeoutMs (default
+   * 10 min); what it started inside may outlive it, so a test stops that by its pid.
+   */
+  start(argv: readonly [string, ...string[]], options?: { readonly timeoutMs?: number }): ChildProcess;
+  /**
    * `systemctl reboot` inside; systemd-nspawn then exits with 133 ("reboot requested") and, like
    * systemd-nspawn@.service does, the harness starts it again on the same root, not before offUntil
    * (the machine stays off until then). Resolves when the new boot has finished.
@@ -187,6 +193,13 @@ export async function bootContainer(
     systemState: '',
     initPid: 0,
     run: (argv, runOptions) => runIn(container.initPid, argv, runOptions),
+    start: (argv, startOptions) => {
+      if (container.initPid <= 0) throw new Error('the container is not running');
+      return spawn('nsenter', nsenterArgs(container.initPid, argv, {}), {
+        stdio: 'pipe',
+        timeout: startOptions?.timeoutMs ?? 600_000,
+      });
+    },
     reboot: async (rebootOptions) => {
       const exited = exitOf(nspawn);
       // The reboot request may end the nsenter'd systemctl before it answers.
@@ -287,25 +300,12 @@ async function runIn(
   options: RunOptions = {},
 ): Promise<RunResult> {
   if (initPid <= 0) throw new Error('the container is not running');
-  // --all: every namespace of the container's init; --root/--wd: its / and cwd. env -i: nothing
-  // of the test process's environment leaks in.
-  const environment = Object.entries({
-    PATH: CONTAINER_PATH,
-    HOME: '/root',
-    LANG: 'C.UTF-8',
-    TERM: 'dumb',
-    ...options.env,
-  }).map(([key, value]) => `${key}=${value}`);
-  const result = await execa(
-    'nsenter',
-    [`--target=${initPid}`, '--all', '--root', '--wd', '--', '/usr/bin/env', '-i', ...environment, ...argv],
-    {
-      reject: false,
-      input: options.input ?? '',
-      timeout: options.timeoutMs ?? 600_000,
-      stripFinalNewline: false,
-    },
-  );
+  const result = await execa('nsenter', nsenterArgs(initPid, argv, options.env ?? {}), {
+    reject: false,
+    input: options.input ?? '',
+    timeout: options.timeoutMs ?? 600_000,
+    stripFinalNewline: false,
+  });
   const outcome: RunResult = {
     exitCode: result.exitCode ?? 128,
     stdout: String(result.stdout),
@@ -313,6 +313,19 @@ async function runIn(
   };
   if (!(options.okExitCodes ?? [0]).includes(outcome.exitCode)) throw new ContainerCommandError(argv, outcome);
   return outcome;
+}
+
+function nsenterArgs(initPid: number, argv: readonly string[], env: Readonly<Record<string, string>>): string[] {
+  // --all: every namespace of the container's init; --root/--wd: its / and cwd. env -i: nothing
+  // of the test process's environment leaks in.
+  const environment = Object.entries({
+    PATH: CONTAINER_PATH,
+    HOME: '/root',
+    LANG: 'C.UTF-8',
+    TERM: 'dumb',
+    ...env,
+  }).map(([key, value]) => `${key}=${value}`);
+  return [`--target=${initPid}`, '--all', '--root', '--wd', '--', '/usr/bin/env', '-i', ...environment, ...argv];
 }
 
 /** SIGTERM makes nspawn ask the container's systemd to power off; SIGKILL after 30 s. */

@@ -1,8 +1,9 @@
 // The daemon on a freshly booted Debian 13 (systemd as PID 1), the user's whole experience of issue 5:
 // apt-get install of the .deb with mariadb-server and influxdb, the README's Configure steps, check,
 // `systemctl enable --now`, a full and then an incremental backup run by the daemon on its schedule,
-// a restore of both databases after destroying them, a stop in the middle of a run, a reboot across a
-// scheduled slot with the catch-up that follows, and the unit's exposure score.
+// a restore of both databases after destroying them, a slot skipped while root's restore holds the
+// run lock, a stop in the middle of a run, a reboot across a scheduled slot with the catch-up that
+// follows, and the unit's exposure score.
 //
 // The container shares the host's network namespace (container.ts: no --private-network), so nothing
 // in it may listen on a default port: the services are kept from starting during apt (policy-rc.d, as
@@ -17,6 +18,7 @@
 // Needs root, debootstrap and systemd-nspawn; without them it fails, it does not skip. Builds the
 // .deb with scripts/build-deb.sh, or takes the one named by BACKUP_AGENT_DEB.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -477,6 +479,73 @@ describe('the daemon on a freshly booted Debian 13', () => {
     assert.match(await journal(STANDIN), /Stopp/);
 
     assert.equal(await fingerprint(), original);
+  });
+
+  test('a slot that comes due during a root restore is skipped, "restore by pid N in progress"; nothing is uploaded', async () => {
+    // Under the real unit (ProtectProc=invisible, PrivateUsers=yes) root's restore is invisible to
+    // the daemon: only the kernel's lock can tell it that the restore is alive.
+    const targetFiles = async () =>
+      (await run(['find', '/home/target/backups', '-type', 'f', '-printf', '%P %s %T@\n'])).stdout
+        .split('\n')
+        .filter((line) => line !== '')
+        .sort()
+        .join('\n');
+    const before = await targetFiles();
+    // The restore takes the lock, then waits at its confirmation prompt until the test answers:
+    // script(1) gives it the terminal it asks on (the command string is script's, run by sh).
+    const restore = container.start([
+      'script',
+      '--quiet',
+      '--return',
+      '--command',
+      'backup-agent restore mysql',
+      '/dev/null',
+    ]);
+    const restoreExit = once(restore, 'exit');
+    let output = '';
+    restore.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    restore.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    let restorePid = '';
+    try {
+      await waitFor('the restore asking for confirmation', 120_000, () =>
+        Promise.resolve(/Go on\? \[y\/N\]/.test(output) ? true : undefined),
+      );
+      await run(['systemctl', 'start', UNIT]);
+      // The catch-up 30 s after the start, or the next minute's slot, whichever comes first.
+      const skipped = await waitFor(
+        'a run skipped because of the restore',
+        120_000,
+        async () =>
+          /run skipped: restore by pid (\d+) in progress, started \S+ \(backup-agent restore mysql\)/.exec(
+            await journal(),
+          ) ?? undefined,
+      );
+      restorePid = skipped[1] ?? '';
+      const holder = (await run(['ps', '-o', 'user=,args=', '-p', restorePid], [0, 1])).stdout.trim();
+      assert.match(holder, /^root .*backup-agent restore mysql$/, `pid ${restorePid} is not the restore`);
+      // What `backup-agent status` shows: recorded just after the journal line.
+      await waitFor('the skip in the state file', 10_000, async () => {
+        const last = (await readState())?.lastRun;
+        return last?.result === 'skipped' && last.reason?.startsWith(`restore by pid ${restorePid} in progress`)
+          ? true
+          : undefined;
+      });
+      assert.equal(await targetFiles(), before, 'something was uploaded while the restore held the lock');
+
+      restore.stdin?.write('y\n');
+      const [code] = (await restoreExit) as [number | null];
+      assert.equal(code, 0, output.slice(-3000));
+      assert.equal(await targetFiles(), before, 'something was uploaded during the restore');
+      assert.equal(await fingerprint(), original);
+      console.log(`# ${skipped[0]}`);
+    } finally {
+      restore.stdin?.end();
+      if (restore.exitCode === null) {
+        if (restorePid !== '') await run(['kill', restorePid], [0, 1]);
+        restore.kill('SIGKILL');
+      }
+    }
+    await stopWhileIdle();
   });
 
   test('systemctl stop in the middle of a run: clean stop, no child process left', async () => {
