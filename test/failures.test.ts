@@ -1,7 +1,7 @@
 // Failures a sysadmin meets at 3 a.m.: each one must name its cause, exit non-zero, leave the last
 // good dump in place, upload nothing broken, and not stop the other source.
 import assert from 'node:assert/strict';
-import { access, chmod, readFile } from 'node:fs/promises';
+import { appendFile, chmod, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { execa } from 'execa';
@@ -15,7 +15,7 @@ import {
   summaryOf,
 } from './harness/agent.js';
 import { type InfluxDb, changeInflux, seedInflux, startInfluxDb } from './harness/influxdb.js';
-import { type MariaDb, changeData, seedDatabase, startMariaDb } from './harness/mariadb.js';
+import { type MariaDb, REDUCED_GRANT, changeData, seedDatabase, startMariaDb } from './harness/mariadb.js';
 import { freePort } from './harness/ports.js';
 import { readStagedManifest } from './harness/restore-check.js';
 import { type SshTarget, startSshTarget } from './harness/ssh-target.js';
@@ -90,11 +90,13 @@ test('a MySQL server that is down fails only mysql and says so', async () => {
 });
 
 test('a missing privilege fails only mysql and names the privilege', async () => {
+  await mariadb.createBackupUser('bk', MYSQL_PASSWORD, [MYSQL_DATABASE], REDUCED_GRANT);
   await mariadb.sql('CREATE VIEW big_customers AS SELECT id FROM customers WHERE balance > 100', MYSQL_DATABASE);
   try {
-    await expectMysqlFailure(/privilege is missing.*SHOW VIEW/);
+    await expectMysqlFailure(/big_customers.*SHOW VIEW/);
   } finally {
     await mariadb.sql('DROP VIEW big_customers', MYSQL_DATABASE);
+    await mariadb.createBackupUser('bk', MYSQL_PASSWORD, [MYSQL_DATABASE]);
   }
 });
 
@@ -162,6 +164,37 @@ test('an invalid configuration exits 78 naming the file, section.key, value and 
   }
 });
 
+test('a database name that mariadb-dump would read as an option exits 78 before anything runs', async () => {
+  await host.writeConfig({ mysql: { databases: `${MYSQL_DATABASE} --all-databases` } });
+  try {
+    const result = await host.run(['check']);
+    assert.equal(result.exitCode, 78, result.stdout + result.stderr);
+    assert.match(
+      result.stderr,
+      /mysql\.databases = "agama --all-databases": database name --all-databases must not start with "-": the program it is passed to would read it as an option/,
+    );
+    assert.doesNotMatch(result.stdout, /\[ ok \]/, 'no check item ran');
+  } finally {
+    await host.writeConfig();
+  }
+});
+
+test('a password in notify.smtp_url exits 78 naming the key, and the password is printed nowhere', async () => {
+  const secret = 'pw-Never-Sh0wn-42';
+  await appendFile(host.configFile, `\n[notify]\nsmtp_url = smtp://alerts:${secret}@127.0.0.1:25\n`);
+  try {
+    const result = await host.run(['check']);
+    assert.equal(result.exitCode, 78, result.stdout + result.stderr);
+    assert.match(
+      result.stderr,
+      /notify\.smtp_url \(value not shown: it can hold a password\): a password in the URL is not allowed: put the password in notify\.smtp_password_file/,
+    );
+    assert.ok(!`${result.stdout}${result.stderr}`.includes(secret), result.stderr);
+  } finally {
+    await host.writeConfig();
+  }
+});
+
 test('a missing configuration file (here from BACKUP_AGENT_CONFIG) exits 78 and says how to create it', async () => {
   const missing = await execa(process.execPath, [AGENT, 'check'], {
     reject: false,
@@ -177,13 +210,8 @@ test('a second run while one is going exits 75 naming the holder', async () => {
   const first = host.start(['run']);
   const lockFile = join(host.cacheDir, 'backup-agent.lock');
   for (let waited = 0; ; waited += 50) {
-    if (
-      await access(lockFile).then(
-        () => true,
-        () => false,
-      )
-    )
-      break;
+    // The lock file stays between runs: the first run holds it once it has written its name there.
+    if (/"command":"backup-agent run"/.test(await readFile(lockFile, 'utf8').catch(() => ''))) break;
     if (waited > 30_000) throw new Error('the first run never took the lock');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import type { Config } from '../config/schema.js';
 import { type BackupKind, SOURCE_KINDS, type SourceKind } from '../domain.js';
 import { UsageError } from '../errors.js';
-import { requireRoot, rerunAsAgentUser } from '../system/privileges.js';
+import { isRoot, requireRoot, rerunAsAgentUser } from '../system/privileges.js';
 import { VERSION } from './version.js';
 
 // Each command imports what it needs when it runs (zod, pino, execa and croner cost about
@@ -36,7 +36,7 @@ Exit status:
   2   usage error
   75  another run holds the lock; try again later
   77  the command needs root
-  78  the configuration is invalid
+  78  the configuration is invalid, or the agent lies where the backup user cannot read it
   130/143  stopped by SIGINT/SIGTERM (the daemon exits 0 after a clean stop)`;
 
 interface GlobalOptions {
@@ -104,6 +104,8 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
     .command('check')
     .description('validate the configuration and every prerequisite of a backup, as a checklist')
     .action(async () => {
+      // Root's client can list what the backup user's grant hides from it: done before the re-run.
+      if (isRoot()) await (await cli.check()).handOverMysqlObjects(await loadAsRoot(program), cancel);
       const config = await prepare(program);
       const [{ runChecks }, { createLogger }, { formatChecklist }] = await Promise.all([
         cli.check(),

@@ -16,13 +16,29 @@ export interface MyCnfOptions {
   port?: number;
 }
 
+/** What the backup user is granted on each database, and whether it may read routine bodies. */
+export interface BackupGrant {
+  readonly privileges: string;
+  /** SELECT ON mysql.proc: without it mariadb-dump --routines leaves procedures and functions out. */
+  readonly routines: boolean;
+}
+
+/** The grant README's Configure step documents. */
+export const DOCUMENTED_GRANT: BackupGrant = {
+  privileges: 'SELECT, LOCK TABLES, SHOW VIEW, TRIGGER, EVENT',
+  routines: true,
+};
+
+/** The grant older installs were told to give: enough for tables only. */
+export const REDUCED_GRANT: BackupGrant = { privileges: 'SELECT, LOCK TABLES', routines: false };
+
 export interface MariaDb {
   readonly dir: string;
   readonly socket: string;
   readonly port: number;
   sql(query: string, database?: string): Promise<string>;
   importFile(database: string, path: string): Promise<void>;
-  createBackupUser(user: string, password: string, databases: string[], privileges?: string): Promise<void>;
+  createBackupUser(user: string, password: string, databases: string[], grant?: BackupGrant): Promise<void>;
   writeMyCnf(path: string, options: MyCnfOptions): Promise<void>;
   fingerprint(database: string): Promise<string>;
   stop(): Promise<void>;
@@ -197,7 +213,7 @@ function makeHandle(dir: string, socket: string, port: number, server: ResultPro
     user: string,
     password: string,
     databases: string[],
-    privileges = 'SELECT, LOCK TABLES',
+    grant = DOCUMENTED_GRANT,
   ): Promise<void> => {
     // Both hosts: `localhost` only matches socket logins, TCP logins come from 127.0.0.1.
     const statements: string[] = [];
@@ -205,8 +221,9 @@ function makeHandle(dir: string, socket: string, port: number, server: ResultPro
       const account = `${quoteString(user)}@${quoteString(host)}`;
       statements.push(`CREATE OR REPLACE USER ${account} IDENTIFIED BY ${quoteString(password)}`);
       for (const database of databases) {
-        statements.push(`GRANT ${privileges} ON ${quoteIdent(database)}.* TO ${account}`);
+        statements.push(`GRANT ${grant.privileges} ON ${quoteIdent(database)}.* TO ${account}`);
       }
+      if (grant.routines) statements.push(`GRANT SELECT ON mysql.proc TO ${account}`);
     }
     await sql(statements.join(';\n'));
   };

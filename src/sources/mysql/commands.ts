@@ -7,7 +7,26 @@ function connection(optionFile: string | null): string[] {
   return optionFile === null ? [] : [`--defaults-file=${optionFile}`];
 }
 
-export function dumpCommand(program: string, optionFile: string | null, database: string): Argv {
+/** Which optional object kinds a dump asks for: each only when the grant allows it (see grants.ts). */
+export interface DumpObjects {
+  readonly routines: boolean;
+  readonly events: boolean;
+}
+
+/** Root's dumps (the safety dump before a restore): root holds every privilege. */
+export const EVERY_OBJECT: DumpObjects = { routines: true, events: true };
+
+/** Triggers and views are in a dump by default; procedures, functions and events only when asked for. */
+function objectOptions(objects: DumpObjects): string[] {
+  return [...(objects.routines ? ['--routines'] : []), ...(objects.events ? ['--events'] : [])];
+}
+
+export function dumpCommand(
+  program: string,
+  optionFile: string | null,
+  database: string,
+  objects: DumpObjects = EVERY_OBJECT,
+): Argv {
   return [
     program,
     ...connection(optionFile),
@@ -19,12 +38,13 @@ export function dumpCommand(program: string, optionFile: string | null, database
     '--skip-dump-date',
     '--order-by-primary',
     '--quick',
+    ...objectOptions(objects),
     database,
   ];
 }
 
 /** Schema only, to /dev/null: connection, password, grant and views are all exercised. */
-export function accessCheckCommand(program: string, optionFile: string, database: string): Argv {
+export function accessCheckCommand(program: string, optionFile: string, database: string, objects: DumpObjects): Argv {
   return [
     program,
     `--defaults-file=${optionFile}`,
@@ -32,6 +52,7 @@ export function accessCheckCommand(program: string, optionFile: string, database
     '--no-tablespaces',
     '--no-data',
     `--result-file=/dev/null`,
+    ...objectOptions(objects),
     database,
   ];
 }
@@ -45,7 +66,12 @@ export function queryCommand(client: string, optionFile: string | null, sql: str
   return [client, ...connection(optionFile), '--batch', '--skip-column-names', '--execute', sql];
 }
 
-/** Imports a dump read from stdin; the dump carries no USE line, so the target name is free. */
+/**
+ * Imports a dump read from stdin; the dump carries no USE line, so the target name is free. The
+ * dump is input root did not write: --binary-mode leaves the client no commands but DELIMITER and
+ * \C, and MariaDB's --sandbox refuses every command that reaches the file system or a shell.
+ */
 export function importCommand(client: string, optionFile: string | null, database: string): Argv {
-  return [client, ...connection(optionFile), '--database', database];
+  const sandbox = client === 'mariadb' ? ['--sandbox'] : [];
+  return [client, ...connection(optionFile), '--binary-mode', ...sandbox, '--database', database];
 }

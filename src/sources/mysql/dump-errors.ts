@@ -11,24 +11,25 @@ interface Cause {
 
 const CAUSES: readonly Cause[] = [
   {
-    pattern: /error: 1045\b/i,
+    pattern: /error:? 1045\b/i,
     cause: 'wrong MySQL user or password (access denied)',
     hint: (_, file) => `check user and password in ${file}`,
   },
   {
-    pattern: /error: 200[23]\b|Can't connect/i,
+    pattern: /error:? 200[23]\b|Can't connect/i,
     cause: 'the MySQL server is not reachable (is it running?)',
     hint: (_, file) => `start the server, or check socket/host/port in ${file}`,
   },
   {
-    pattern: /error: 1044\b/i,
+    pattern: /error:? 1044\b/i,
     cause: 'no access to the database: the grant is missing or the database does not exist',
     hint: (database) => `as root: GRANT SELECT, LOCK TABLES ON \`${database}\`.* TO 'backup'@'localhost';`,
   },
   {
     pattern: /SHOW VIEW command denied|\(1142\)|error: 1142\b|command denied/i,
     cause: 'a privilege is missing (views need SHOW VIEW, events need EVENT)',
-    hint: (database) => `as root: GRANT SELECT, LOCK TABLES, SHOW VIEW ON \`${database}\`.* TO 'backup'@'localhost';`,
+    hint: (database) =>
+      `as root: GRANT SELECT, LOCK TABLES, SHOW VIEW, TRIGGER, EVENT ON \`${database}\`.* TO 'backup'@'localhost'; GRANT SELECT ON mysql.proc TO 'backup'@'localhost';`,
   },
   {
     pattern: /error:? 2013\b|Lost connection/i,

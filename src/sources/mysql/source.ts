@@ -7,8 +7,18 @@ import { BackupFailedError } from '../../errors.js';
 import { findProgram } from '../../system/find-program.js';
 import { CommandFailedError, type CommandRunner } from '../../system/run-command.js';
 import type { DataSource, PlannedCommand } from '../source.js';
-import { accessCheckCommand, dumpCommand, versionCommand } from './commands.js';
+import {
+  type DumpObjects,
+  EVERY_OBJECT,
+  accessCheckCommand,
+  dumpCommand,
+  queryCommand,
+  versionCommand,
+} from './commands.js';
+import { type DatabaseCoverage, grantHint, lostObjects, missingKinds, missingPrivilegeWarning } from './coverage.js';
 import { explainDumpFailure } from './dump-errors.js';
+import { dumpableKinds, parseGrants } from './grants.js';
+import { inventoryQuery, parseInventory } from './objects.js';
 import { checkOptionFile, optionFilePath } from './option-file.js';
 
 const TRAILER = /\n-- Dump completed( on [0-9: -]+)?\n?$/;
@@ -21,6 +31,7 @@ export class MysqlSource implements DataSource {
   private constructor(
     config: Config['mysql'],
     private readonly program: string,
+    private readonly client: string,
   ) {
     this.databases = config.databases;
     this.optionFile = optionFilePath(config.defaults_file);
@@ -29,7 +40,8 @@ export class MysqlSource implements DataSource {
   /** Prefers mariadb-dump (a real binary on Debian 12 and 13); MySQL's own client is mysqldump. */
   static async create(config: Config['mysql']): Promise<MysqlSource> {
     const program = (await findProgram('mariadb-dump')) ? 'mariadb-dump' : 'mysqldump';
-    return new MysqlSource(config, program);
+    const client = (await findProgram('mariadb')) ? 'mariadb' : 'mysql';
+    return new MysqlSource(config, program, client);
   }
 
   async preflight(): Promise<void> {
@@ -38,9 +50,10 @@ export class MysqlSource implements DataSource {
 
   async verifyAccess(runner: CommandRunner): Promise<string> {
     await this.preflight();
-    for (const database of this.databases) {
+    for (const coverage of await this.coverage(runner)) {
+      const { database } = coverage;
       try {
-        await runner.run({ argv: accessCheckCommand(this.program, this.optionFile, database) });
+        await runner.run({ argv: accessCheckCommand(this.program, this.optionFile, database, dumpObjects(coverage)) });
       } catch (error) {
         if (error instanceof CommandFailedError) throw explainDumpFailure(database, this.optionFile, error);
         throw error;
@@ -49,18 +62,48 @@ export class MysqlSource implements DataSource {
     return `${this.optionFile} is private and ${this.program} can read the schema of ${this.databases.join(', ')}`;
   }
 
+  /** With the options of the documented grant: a run leaves out --routines/--events its grant lacks. */
   dumpCommands(dir: string): PlannedCommand[] {
     return this.databases.map((database) => ({
-      argv: dumpCommand(this.program, this.optionFile, database),
+      argv: dumpCommand(this.program, this.optionFile, database, EVERY_OBJECT),
       stdoutTo: dumpFile(dir, database),
     }));
   }
 
-  async dump(runner: CommandRunner, dir: string): Promise<void> {
+  /** Per database, what the grant lets the dump include and which objects the backup user sees. */
+  async coverage(runner: CommandRunner): Promise<DatabaseCoverage[]> {
+    // The account comes first; SHOW GRANTS also shows the password hash, which never leaves here.
+    const [account = '', ...grantLines] = (await this.query(runner, 'SELECT CURRENT_USER(); SHOW GRANTS')).split('\n');
+    const grants = parseGrants(grantLines);
+    const at = account.lastIndexOf('@');
+    const quoted = `'${account.slice(0, at)}'@'${account.slice(at + 1)}'`;
+    const coverages: DatabaseCoverage[] = [];
     for (const database of this.databases) {
+      const visible = parseInventory(await this.query(runner, inventoryQuery(database)));
+      coverages.push({ database, dumpable: dumpableKinds(grants, database), visible, account: quoted });
+    }
+    return coverages;
+  }
+
+  async dump(runner: CommandRunner, dir: string): Promise<void> {
+    const log = runner.logger.child({ source: this.kind });
+    for (const coverage of await this.coverage(runner)) {
+      const { database } = coverage;
+      for (const kind of missingKinds(coverage))
+        log.warn({ database, kind }, '%s', missingPrivilegeWarning(coverage, kind));
+      // Objects the backup user can see but not dump would be lost without a trace: refuse.
+      const lost = lostObjects(coverage, coverage.visible);
+      if (lost.length > 0)
+        throw new BackupFailedError(
+          `the dump of ${database} would not hold every object: ${lost.join('; ')}`,
+          grantHint(coverage, missingKinds(coverage)),
+        );
       const file = dumpFile(dir, database);
       try {
-        await runner.run({ argv: dumpCommand(this.program, this.optionFile, database), stdout: { file } });
+        await runner.run({
+          argv: dumpCommand(this.program, this.optionFile, database, dumpObjects(coverage)),
+          stdout: { file },
+        });
       } catch (error) {
         if (error instanceof CommandFailedError) throw explainDumpFailure(database, this.optionFile, error);
         throw error;
@@ -78,6 +121,21 @@ export class MysqlSource implements DataSource {
     const result = await runner.run({ argv: versionCommand(this.program), stdout: 'capture' });
     return { [this.program]: result.stdout.trim() };
   }
+
+  private async query(runner: CommandRunner, sql: string): Promise<string> {
+    try {
+      return (await runner.run({ argv: queryCommand(this.client, this.optionFile, sql), stdout: 'capture' })).stdout;
+    } catch (error) {
+      if (error instanceof CommandFailedError)
+        throw explainDumpFailure(this.databases.join(', '), this.optionFile, error);
+      throw error;
+    }
+  }
+}
+
+/** --events without EVENT fails the dump; --routines without access to the bodies leaves them out. */
+function dumpObjects(coverage: DatabaseCoverage): DumpObjects {
+  return { routines: coverage.dumpable.has('routine'), events: coverage.dumpable.has('event') };
 }
 
 function dumpFile(dir: string, database: string): string {
