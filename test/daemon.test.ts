@@ -30,6 +30,7 @@ import { type NotifySocket, startNotifySocket } from './harness/notify-socket.js
 import { freePort } from './harness/ports.js';
 import { type SmtpSink, startSmtpSink } from './harness/smtp.js';
 import { type SshTarget, startSshTarget } from './harness/ssh-target.js';
+import { type TestCa, makeTestCa } from './harness/tls-ca.js';
 
 const BULK_DATABASE = 'bulk';
 
@@ -37,16 +38,20 @@ let mariadb: MariaDb;
 let influx: InfluxDb;
 let target: SshTarget;
 let smtp: SmtpSink;
+let ca: TestCa;
 let notify: NotifySocket;
 let host: AgentHost;
 let files: DaemonFiles;
 
 before(async () => {
+  ca = await makeTestCa();
+  // Every agent this file starts inherits it: the login to the sink must go over verified STARTTLS.
+  process.env['NODE_EXTRA_CA_CERTS'] = ca.caFile;
   [mariadb, influx, target, smtp, notify] = await Promise.all([
     startMariaDb(),
     startInfluxDb(),
     startSshTarget(),
-    startSmtpSink(),
+    startSmtpSink({ tls: ca }),
     startNotifySocket(),
   ]);
   await seedDatabase(mariadb, MYSQL_DATABASE, 500);
@@ -69,6 +74,7 @@ after(async () => {
     smtp?.stop(),
     notify?.stop(),
     host?.remove(),
+    ca?.remove(),
   ]);
 });
 
@@ -195,6 +201,7 @@ test('a failed run mails host, source and cause; after a fix and SIGHUP the next
 
   const failure = await smtp.waitFor(/FAILED/, mailsBefore);
   assert.equal(failure.user, smtp.user, 'the agent logged in with the password from its file');
+  assert.equal(failure.secure, true, 'over STARTTLS');
   assert.deepEqual(failure.to, ['ops@example.org']);
   assert.equal(failure.from, `backup-agent@${hostname()}`);
   assert.match(failure.subject, new RegExp(`^\\[backup-agent\\] ${hostname()}: influxdb backup FAILED \\(dump\\): `));
@@ -368,6 +375,9 @@ test('a slot that finds a manual run holding the lock is skipped, and the state 
   await waitFor('the manual run to take the lock', async () =>
     /"command":"backup-agent run"/.test(await readFile(lock, 'utf8').catch(() => '')),
   );
+  // Frozen while it holds the lock (the kernel keeps it held), so it cannot end before the slot.
+  const holder = (JSON.parse(await readFile(lock, 'utf8')) as { pid: number }).pid;
+  process.kill(holder, 'SIGSTOP');
 
   const slot = slotIn(8);
   await writeDaemonConfig(host, files, {
@@ -380,15 +390,14 @@ test('a slot that finds a manual run holding the lock is skipped, and the state 
   await waitFor('the skipped slot', async () => {
     seen.lastRun = await lastRunOf();
     return seen.lastRun?.slot === slot.at.toISOString();
-  });
+  }).finally(() => process.kill(holder, 'SIGCONT'));
   const skipped = seen.lastRun;
   assert.equal(skipped?.result, 'skipped');
-  assert.match(skipped?.reason ?? '', /another backup-agent run holds the lock .*\(backup-agent run\)/);
-  assert.ok(
-    daemon.logs.some(
-      (line) => line.level === 40 && /^run skipped: another backup-agent run holds the lock/.test(line.msg),
-    ),
+  assert.match(
+    skipped?.reason ?? '',
+    new RegExp(`^run by pid ${holder} in progress, started \\S+ \\(backup-agent run\\)$`),
   );
+  assert.ok(daemon.logs.some((line) => line.level === 40 && /^run skipped: run by pid \d+ in progress/.test(line.msg)));
   daemon.signal('SIGTERM');
   assert.equal((await daemon.exited).exitCode, 0, daemon.output());
   assert.equal((await manual).exitCode, 0, String((await manual).all));

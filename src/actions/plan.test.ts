@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ChainStatus } from '../domain.js';
-import { decideKind, planRetention } from './plan.js';
+import type { BackupSet, ChainStatus } from '../domain.js';
+import { decideKind, planRetention, verifyNewFull } from './plan.js';
 
 const DAY = 86_400_000;
 const WEDNESDAY = new Date('2026-11-25T23:15:00Z');
@@ -82,4 +82,48 @@ test('retention after a full: old chains are removed only beyond keep_full, left
   assert.equal(leftovers.removeOldChains, false);
   assert.equal(leftovers.cleanup, true);
   assert.match(leftovers.reason, /1 orphaned or incomplete set to clean up$/);
+});
+
+test('old chains may go only when the target lists the full of this run, whole', () => {
+  const uploadStarted = new Date('2026-11-29T23:15:00.700Z');
+  const older = chainWithFullAt(new Date(SUNDAY.getTime() - 7 * DAY));
+  const withNew = (full: Partial<BackupSet>, complete = true, incompleteSets = 0): ChainStatus => ({
+    chains: [
+      ...older.chains,
+      {
+        complete,
+        sets: [{ kind: 'full', time: new Date('2026-11-29T23:15:00Z'), volumes: 2, encrypted: true, ...full }],
+      },
+    ],
+    orphanedSets: 0,
+    incompleteSets,
+  });
+
+  // duplicity names the set after the second the upload started in.
+  assert.deepEqual(verifyNewFull(older, withNew({}), uploadStarted), {
+    verified: true,
+    reason: 'the new full of 2026-11-29T23:15:00.000Z is complete on the target (2 volumes)',
+  });
+  const refusals: [ChainStatus, RegExp][] = [
+    [
+      older,
+      /the target lists it with no manifest or no volumes; its newest listed full is from 2026-11-22T23:15:00\.000Z$/,
+    ],
+    [withNew({ time: new Date('2026-11-29T23:14:59Z') }), /its newest listed full is from 2026-11-29T23:14:59\.000Z$/],
+    [
+      withNew({ volumes: 0 }),
+      /of 2026-11-29T23:15:00\.000Z is not complete on the target: the target lists none of its volumes$/,
+    ],
+    [withNew({}, false), /its chain has no matching signatures$/],
+    [withNew({}, true, 1), /1 incomplete backup set appeared during this run$/],
+    [empty, /the target lists no full backup at all$/],
+  ];
+  for (const [after, why] of refusals) {
+    const verification = verifyNewFull(older, after, uploadStarted);
+    assert.equal(verification.verified, false, verification.reason);
+    assert.match(verification.reason, /^retention skipped: the new full of \S+ is not complete on the target: /);
+    assert.match(verification.reason, why);
+  }
+  // Leftovers from an earlier interrupted run are cleanup's business, not a sign against this full.
+  assert.equal(verifyNewFull({ ...older, incompleteSets: 1 }, withNew({}, true, 1), uploadStarted).verified, true);
 });

@@ -74,3 +74,44 @@ export function planRetention(before: ChainStatus, keepFull: number): RetentionP
     leftovers > 0 ? `; ${leftovers} orphaned or incomplete set${leftovers === 1 ? '' : 's'} to clean up` : '';
   return { removeOldChains, cleanup: removeOldChains || leftovers > 0, reason: `${counted}: ${removal}${extra}` };
 }
+
+export interface FullVerification {
+  readonly verified: boolean;
+  readonly reason: string;
+}
+
+/**
+ * duplicity's exit code 0 after a full does not prove the set is whole on the target (a volume can
+ * vanish or never land). Older chains are only removed when the target's own listing, read after
+ * the upload, shows this run's full: newest, with volumes, signatures matched, and no new
+ * incomplete set. Otherwise a broken full could push the last good chain out of keep_full.
+ */
+export function verifyNewFull(before: ChainStatus, after: ChainStatus, uploadStarted: Date): FullVerification {
+  // duplicity names a set after its start, in whole seconds.
+  const notBefore = Math.floor(uploadStarted.getTime() / 1000) * 1000;
+  const newest = after.chains
+    .flatMap((chain) => chain.sets.filter((set) => set.kind === 'full').map((full) => ({ chain, full })))
+    .sort((a, b) => b.full.time.getTime() - a.full.time.getTime())[0];
+  const skipped = (time: string, why: string): FullVerification => ({
+    verified: false,
+    reason: `retention skipped: the new full of ${time} is not complete on the target: ${why}`,
+  });
+  const started = new Date(notBefore).toISOString();
+  if (newest === undefined) return skipped(started, 'the target lists no full backup at all');
+  const time = newest.full.time.toISOString();
+  if (newest.full.time.getTime() < notBefore) {
+    // duplicity lists no set for a full without a manifest, nor for one whose volumes are all gone.
+    return skipped(
+      started,
+      `the target lists it with no manifest or no volumes; its newest listed full is from ${time}`,
+    );
+  }
+  if (!newest.chain.complete) return skipped(time, 'its chain has no matching signatures');
+  if (newest.full.volumes === 0) return skipped(time, 'the target lists none of its volumes');
+  const appeared = after.incompleteSets - before.incompleteSets;
+  if (appeared > 0) {
+    return skipped(time, `${appeared} incomplete backup set${appeared === 1 ? '' : 's'} appeared during this run`);
+  }
+  const volumes = `${newest.full.volumes} volume${newest.full.volumes === 1 ? '' : 's'}`;
+  return { verified: true, reason: `the new full of ${time} is complete on the target (${volumes})` };
+}

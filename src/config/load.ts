@@ -86,7 +86,9 @@ function parseSection(section: SectionName, values: RawSection, problems: string
       parsed[name] = result.data;
     } else {
       const reason = result.error.issues.map((issue) => issue.message).join('; ');
-      problems.push(`${section}.${name} = "${text}": ${reason}`);
+      // Error messages end up in the journal, mails and support tickets.
+      const shown = spec.secret === true ? '(value not shown: it can hold a password)' : `= "${text}"`;
+      problems.push(`${section}.${name} ${shown}: ${reason}`);
     }
   }
   return parsed;
@@ -98,6 +100,12 @@ function crossChecks(config: Config): string[] {
   const { target } = config;
   if (target.encryption === 'pubkey' && target.encrypt_key === '') {
     problems.push('target.encrypt_key is empty but target.encryption = pubkey: set the fingerprint of the public key');
+  }
+  // duplicity signs through gpg only: its --no-encryption volumes are plain gzip, silently unsigned.
+  if (target.encryption === 'none' && target.sign_key !== '') {
+    problems.push(
+      'target.sign_key is set but target.encryption = none: duplicity signs only encrypted volumes; use symmetric or pubkey',
+    );
   }
   for (const source of ['mysql', 'influxdb'] as const) {
     if (config[source].enabled && config[source].databases.length === 0) {

@@ -29,10 +29,17 @@ export interface KeySpec<T> {
   readonly doc: string;
   /** Shown in the example file instead of an empty default. */
   readonly example?: string;
+  /** The value can carry a password (a URL's user:password@): an error names the key but never shows the value. */
+  readonly secret?: boolean;
 }
 
-function key<T>(schema: z.ZodType<T, string>, defaultText: string | null, doc: string, example?: string): KeySpec<T> {
-  return example === undefined ? { schema, default: defaultText, doc } : { schema, default: defaultText, doc, example };
+function key<T>(
+  schema: z.ZodType<T, string>,
+  defaultText: string | null,
+  doc: string,
+  extras: Pick<KeySpec<T>, 'example' | 'secret'> = {},
+): KeySpec<T> {
+  return { schema, default: defaultText, doc, ...extras };
 }
 
 export const CONFIG_KEYS = {
@@ -46,9 +53,13 @@ export const CONFIG_KEYS = {
     full_day: key(oneOf(WEEKDAYS), 'sun', 'Weekday of the weekly full backup; other days are incremental.'),
     max_full_age: key(duration, '8d', 'A full backup is forced when the newest full on the target is older than this.'),
     keep_full: key(
-      integer(1, 1000),
+      integer(
+        2,
+        1000,
+        'with 1, each full deletes the previous chain right after its upload, so a few runs of `run --full` in a row leave one chain and no history',
+      ),
       '4',
-      'Full chains kept on the target; older chains are removed after a successful full.',
+      'Full chains kept on the target (at least 2); older chains are removed after a full only once the new full is verified complete on the target.',
     ),
     staging_dir: key(
       absolutePath,
@@ -62,8 +73,8 @@ export const CONFIG_KEYS = {
     ),
     restore_dir: key(
       absolutePath,
-      '/var/lib/backup-agent/restore',
-      'Where restore and verify download backups (one subdirectory per source) and keep safety dumps.',
+      '/var/lib/backup-agent-restore',
+      "root's restore area: downloads of restore and verify --import, and the safety dumps; created by root, and every parent must be root's.",
     ),
     catch_up: key(
       boolean,
@@ -87,7 +98,7 @@ export const CONFIG_KEYS = {
       rsyncUrl,
       null,
       'Backup target; each source goes to <url>/<source>. `//` after the host means an absolute path.',
-      'rsync://backup@backup.example.org/backups',
+      { example: 'rsync://backup@backup.example.org/backups', secret: true },
     ),
     encryption: key(
       oneOf(['symmetric', 'pubkey', 'none'] as const),
@@ -103,6 +114,15 @@ export const CONFIG_KEYS = {
       gpgKeyId,
       '',
       'pubkey: fingerprint of the public key in `gnupg_home` the backups are encrypted to.',
+    ),
+    sign_key: key(
+      // duplicity's --sign-key takes only these lengths (any other is its rc 10 at the first upload).
+      gpgKeyId.refine(
+        (text) => text === '' || /^(0x)?([0-9A-Fa-f]{8}|[0-9A-Fa-f]{16}|[0-9A-Fa-f]{40})$/.test(text),
+        'duplicity takes a key id of 8 or 16 hex digits or a 40-digit fingerprint',
+      ),
+      '',
+      'symmetric or pubkey: fingerprint of a secret key without passphrase in `gnupg_home` that signs every volume; restore and verify then refuse volumes not signed by it. Empty: no signing.',
     ),
     gnupg_home: key(
       absolutePath,
@@ -123,7 +143,7 @@ export const CONFIG_KEYS = {
   },
   mysql: {
     enabled: key(boolean, 'true', 'Back up MySQL/MariaDB (a missing [mysql] section means false).'),
-    databases: key(nameList('database'), '', 'Databases to dump, one file each.', 'agama'),
+    databases: key(nameList('database'), '', 'Databases to dump, one file each.', { example: 'agama' }),
     defaults_file: key(
       optionalAbsolutePath,
       '',
@@ -137,12 +157,15 @@ export const CONFIG_KEYS = {
   },
   influxdb: {
     enabled: key(boolean, 'true', 'Back up InfluxDB 1.x (a missing [influxdb] section means false).'),
-    databases: key(nameList('database'), '', 'Databases to back up with influxd backup -portable.', 'telegraf'),
+    databases: key(nameList('database'), '', 'Databases to back up with influxd backup -portable.', {
+      example: 'telegraf',
+    }),
     host: key(hostPort, '127.0.0.1:8088', "influxd's RPC address (bind-address in influxdb.conf)."),
     http_url: key(
       httpUrl,
       'http://127.0.0.1:8086',
       "influxd's HTTP API, used by restore and verify to drop and inspect databases.",
+      { secret: true },
     ),
     stop_services: key(
       nameList('systemd service'),
@@ -160,12 +183,18 @@ export const CONFIG_KEYS = {
     smtp_url: key(
       smtpUrl,
       'smtp://localhost:25',
-      'Mail server: smtp://host[:port] (STARTTLS when offered) or smtps://user@host:465.',
+      'Mail server: smtp://host[:port] (STARTTLS when offered) or smtps://user@host:465. With a user (a login), TLS is required: smtps, or STARTTLS on smtp; a certificate from a private CA needs `Environment=NODE_EXTRA_CA_CERTS=/path/ca.pem` in the unit.',
+      { secret: true },
     ),
     smtp_password_file: key(
       optionalAbsolutePath,
       '',
       'File holding the SMTP password for the user in smtp_url; owned by the agent user, not readable by others.',
+    ),
+    smtp_cleartext_login: key(
+      boolean,
+      'false',
+      'true: log in to an smtp:// server that offers no STARTTLS, sending the password unencrypted (warned on every mail and by `check`); only for a relay on a trusted network.',
     ),
     on: key(
       oneOf(['failure', 'always'] as const),

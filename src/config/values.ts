@@ -1,8 +1,9 @@
 // Parsers for the value types of backup-agent.ini. Each takes the raw string from the file and
-// says, when it fails, what is allowed: the loader prefixes the file, section.key and value.
+// says, when it fails, what is allowed: the loader prefixes the file, section.key and (unless the
+// key can hold a secret) the value.
 import { Cron } from 'croner';
 import { z } from 'zod';
-import { parseRsyncUrl } from '../target/rsync-url.js';
+import { readRsyncUrl } from '../target/rsync-url.js';
 
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
 
@@ -16,12 +17,14 @@ export const boolean = z
   .refine((text) => /^(true|false|yes|no|on|off|1|0)$/i.test(text), 'expected true or false')
   .transform((text) => /^(true|yes|on|1)$/i.test(text));
 
-export function integer(min: number, max: number) {
+/** `why` explains a bound that is there for safety, so the operator does not just lower it. */
+export function integer(min: number, max: number, why?: string) {
+  const allowed = `expected a whole number from ${min} to ${max}${why === undefined ? '' : `: ${why}`}`;
   return z
     .string()
-    .regex(/^\d+$/, `expected a whole number from ${min} to ${max}`)
+    .regex(/^\d+$/, allowed)
     .transform(Number)
-    .refine((n) => n >= min && n <= max, `expected a whole number from ${min} to ${max}`);
+    .refine((n) => n >= min && n <= max, allowed);
 }
 
 export function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
@@ -40,6 +43,10 @@ export const optionalAbsolutePath = z
   .string()
   .refine((text) => text === '' || (text.startsWith('/') && !/\s/.test(text)), 'expected empty or an absolute path');
 
+/** Why a value that becomes a command-line argument may not start with "-". */
+const NOT_AN_OPTION = 'must not start with "-": the program it is passed to would read it as an option';
+
+/** Database and service names become arguments of mariadb-dump, influxd and systemctl. */
 export function nameList(what: string) {
   return z
     .string()
@@ -47,7 +54,12 @@ export function nameList(what: string) {
     .refine(
       (names) => names.every((name) => /^[A-Za-z0-9_$-]{1,64}$/.test(name)),
       `expected ${what} names separated by commas or spaces (letters, digits, _ $ -)`,
-    );
+    )
+    .superRefine((names, context) => {
+      for (const name of names.filter((candidate) => candidate.startsWith('-'))) {
+        context.addIssue({ code: 'custom', message: `${what} name ${name} ${NOT_AN_OPTION}` });
+      }
+    });
 }
 
 /** croner's own default also accepts a 7th (year) field; the daemon's schedule and this check must agree. */
@@ -72,26 +84,29 @@ export const timeZone = z.string().refine((text) => {
 }, 'expected an IANA time zone such as UTC or Europe/Tallinn');
 
 export const rsyncUrl = z.string().transform((text, context) => {
-  const url = parseRsyncUrl(text);
-  if (url === null) {
-    context.addIssue({
-      code: 'custom',
-      message:
-        'expected rsync://user@host[:port]/path (relative to the login home) or rsync://user@host[:port]//absolute/path',
-    });
+  const reading = readRsyncUrl(text);
+  if ('problem' in reading) {
+    context.addIssue({ code: 'custom', message: reading.problem });
     return z.NEVER;
   }
-  return url;
+  return reading.url;
 });
 
 export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 export type Weekday = (typeof WEEKDAYS)[number];
 
-export const hostPort = z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:8088');
+/** influxd's -host argument. */
+export const hostPort = z
+  .string()
+  .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:8088')
+  .refine((text) => !text.startsWith('-'), `the host ${NOT_AN_OPTION}`);
 
 export const httpUrl = z
   .string()
   .regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?\/?$/, 'expected http://host:port, e.g. http://127.0.0.1:8086')
+  // Not an argument today (node's fetch reads it), but a host name never starts with "-" and a
+  // later tool (curl, influx) would take it as one.
+  .refine((text) => !/^https?:\/\/-/.test(text), `the host ${NOT_AN_OPTION}`)
   .transform((text) => text.replace(/\/$/, ''));
 
 export const gpgKeyId = z
@@ -131,6 +146,14 @@ export const smtpUrl = z.string().transform((text, context) => {
   } catch {
     url = undefined;
   }
+  if (url !== undefined && url.password !== '') {
+    // The config file is readable by more people and tools than a 0600 secret file.
+    context.addIssue({
+      code: 'custom',
+      message: 'a password in the URL is not allowed: put the password in notify.smtp_password_file',
+    });
+    return z.NEVER;
+  }
   if (
     url === undefined ||
     !['smtp:', 'smtps:'].includes(url.protocol) ||
@@ -138,11 +161,6 @@ export const smtpUrl = z.string().transform((text, context) => {
     !/^\/?$/.test(url.pathname)
   ) {
     context.addIssue({ code: 'custom', message: 'expected smtp://host[:port] or smtps://user@host[:port]' });
-    return z.NEVER;
-  }
-  if (url.password !== '') {
-    // The config file is readable by more people and tools than a 0600 secret file.
-    context.addIssue({ code: 'custom', message: 'put the password in notify.smtp_password_file, not in the URL' });
     return z.NEVER;
   }
   const secure = url.protocol === 'smtps:';

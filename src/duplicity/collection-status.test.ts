@@ -43,3 +43,19 @@ test('an empty target has no chains and no full', () => {
   assert.equal(status.chains.length, 0);
   assert.equal(newestFull(status), undefined);
 });
+
+test('a full whose volumes are all gone from the target lists no set, so it is not a chain', () => {
+  // Recorded from duplicity 0.8.22: the newest full's vol1 deleted, manifest and signatures left.
+  // Its BackupSet has length 0, so duplicity's own `if fullset` skips it when listing.
+  const status = parseCollectionStatus(`INFO 3
+backend BackendWrapper
+archive-dir (. dir)
+chain-no-sig 0
+ full 20261130T212117Z 1 noenc
+chain-complete
+orphaned-sets-num 0
+incomplete-sets-num 0
+`);
+  assert.equal(status.chains.length, 1);
+  assert.equal(newestFull(status)?.toISOString(), '2026-11-30T21:21:17.000Z');
+});

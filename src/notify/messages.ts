@@ -111,7 +111,7 @@ function untouchedText(result: SourceResult): string {
     case 'resume':
       return `${result.source}: the backups already on the target are untouched; the staged dump is kept and the next run uploads it again`;
     case 'retention':
-      return `${result.source}: the new backup was uploaded; only removing old chains failed, so the target keeps more than agent.keep_full`;
+      return `${result.source}: the upload finished but retention did not complete: chains due for removal may still be on the target, beyond agent.keep_full`;
     default:
       return `${result.source}: the backups already on the target are untouched`;
   }

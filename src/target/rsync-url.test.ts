@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { childUrl, formatRsyncUrl, parseRsyncUrl, rsyncRemoteSpec } from './rsync-url.js';
+import { childUrl, formatRsyncUrl, parseRsyncUrl, readRsyncUrl, rsyncRemoteSpec } from './rsync-url.js';
 import { sshOptions } from './ssh.js';
 
 test('a relative path is kept relative to the login home', () => {
@@ -26,6 +26,24 @@ test('URLs duplicity would not read as rsync over ssh are refused', () => {
   ]) {
     assert.equal(parseRsyncUrl(bad), null, bad);
   }
+});
+
+test('a user, host or path that ssh or rsync would read as an option is refused, naming the part', () => {
+  const cases: [string, string][] = [
+    ['rsync://-oProxyCommand@host/path', 'user'],
+    ['rsync://backup@-oProxyCommand/path', 'host'],
+    ['rsync://backup@host:2222/-e/path', 'path'],
+  ];
+  for (const [url, part] of cases) {
+    const reading = readRsyncUrl(url);
+    assert.ok('problem' in reading, `${url} was accepted`);
+    assert.equal(reading.problem, `the ${part} must not start with "-": ssh and rsync would read it as an option`);
+    assert.equal(parseRsyncUrl(url), null);
+  }
+  // A dash inside a name is ordinary.
+  assert.deepEqual(readRsyncUrl('rsync://back-up@backup-1.example.org/b-1'), {
+    url: { user: 'back-up', host: 'backup-1.example.org', port: null, path: 'b-1' },
+  });
 });
 
 test('a cache_dir too long for a unix socket path does without the shared ssh connection', () => {

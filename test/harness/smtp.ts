@@ -1,8 +1,11 @@
 // A real SMTP server (the smtp-server package) on loopback that requires a login, so a test proves
-// the agent authenticates with the password from its file, and keeps every message it accepts.
+// the agent authenticates with the password from its file, and keeps every message it accepts and
+// every login attempt it sees. With `tls` it offers STARTTLS and refuses a login before it; without,
+// it is a plain relay that takes a login in cleartext.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SMTPServer } from 'smtp-server';
 import { freePort } from './ports.js';
+import type { TestCa } from './tls-ca.js';
 
 export interface ReceivedMail {
   readonly from: string;
@@ -11,6 +14,15 @@ export interface ReceivedMail {
   readonly body: string;
   /** The login the client used. */
   readonly user: string;
+  /** Whether the session was encrypted (STARTTLS) when the mail was sent. */
+  readonly secure: boolean;
+}
+
+export interface AuthAttempt {
+  readonly user: string;
+  /** Whether the password arrived over an encrypted session. */
+  readonly secure: boolean;
+  readonly accepted: boolean;
 }
 
 export interface SmtpSink {
@@ -18,24 +30,31 @@ export interface SmtpSink {
   readonly user: string;
   readonly password: string;
   readonly mails: readonly ReceivedMail[];
+  /** Every AUTH the server received, in order. */
+  readonly auths: readonly AuthAttempt[];
   /** The first mail (in arrival order, from `since` on) whose subject matches. */
   waitFor(subject: RegExp, since?: number, timeoutMs?: number): Promise<ReceivedMail>;
   stop(): Promise<void>;
 }
 
-export async function startSmtpSink(): Promise<SmtpSink> {
+/** `tls`: offer STARTTLS with the CA's server certificate; otherwise plain SMTP only. */
+export async function startSmtpSink(options: { tls?: TestCa } = {}): Promise<SmtpSink> {
   const port = await freePort();
   const user = 'alerts';
   const password = `smtp-Secr3t-${process.pid}`;
   const mails: ReceivedMail[] = [];
+  const auths: AuthAttempt[] = [];
+  const { tls } = options;
   const server = new SMTPServer({
-    // Plain SMTP with a login, as on a trusted relay; STARTTLS would need a certificate the agent trusts.
-    disabledCommands: ['STARTTLS'],
-    allowInsecureAuth: true,
+    ...(tls === undefined
+      ? { disabledCommands: ['STARTTLS'], allowInsecureAuth: true }
+      : { key: tls.key, cert: tls.cert, allowInsecureAuth: false }),
     authMethods: ['PLAIN', 'LOGIN'],
     logger: false,
-    onAuth(auth, _session, callback) {
-      if (auth.username === user && auth.password === password) callback(null, { user });
+    onAuth(auth, session, callback) {
+      const accepted = auth.username === user && auth.password === password;
+      auths.push({ user: auth.username ?? '', secure: session.secure, accepted });
+      if (accepted) callback(null, { user });
       else callback(new Error('invalid login'));
     },
     onData(stream, session, callback) {
@@ -47,6 +66,7 @@ export async function startSmtpSink(): Promise<SmtpSink> {
           from: session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address,
           to: session.envelope.rcptTo.map((address) => address.address),
           user: typeof session.user === 'string' ? session.user : '',
+          secure: session.secure,
           ...parseMessage(raw),
         });
         callback();
@@ -77,6 +97,7 @@ export async function startSmtpSink(): Promise<SmtpSink> {
     user,
     password,
     mails,
+    auths,
     waitFor,
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
