@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { BackupKind, ChainStatus, KindDecision, SourceOutcome } from '../domain.js';
 import type { DuplicitySettings } from '../duplicity/command.js';
 import { stopGpgAgent } from '../duplicity/gpg-agent.js';
+import { proveSigningKey } from '../duplicity/signing-key.js';
 import { Duplicity } from '../duplicity/run.js';
 import { AgentError, BackupFailedError, InterruptedError, errorMessage } from '../errors.js';
 import { formatBytes } from '../report/format.js';
@@ -16,7 +17,7 @@ import { acquireRunLock } from '../system/lock.js';
 import { ensureRemoteDirectory } from '../target/remote.js';
 import { type AgentContext, duplicityEnv, duplicitySettings, scratchDirectory } from './context.js';
 import { findInterruptedUpload, markUploadFinished, markUploadStarted } from './interrupted-upload.js';
-import { decideKind, planRetention } from './plan.js';
+import { decideKind, planRetention, verifyNewFull } from './plan.js';
 
 export interface BackupRequest {
   readonly sources: readonly DataSource[];
@@ -45,6 +46,9 @@ export async function runBackup(context: AgentContext, request: BackupRequest): 
     if (config.target.encryption === 'none') {
       logger.warn('target.encryption = none: backups are stored unencrypted on the target');
     }
+    // Before any dump: with a missing key, duplicity would upload volumes no restore accepts.
+    if (config.target.sign_key !== '')
+      await proveSigningKey(context.runner, config.target.gnupg_home, config.target.sign_key);
     logger.info(
       { sources: request.sources.map((source) => source.kind), duplicity: context.duplicityVersion.text },
       'backup run started',
@@ -114,12 +118,21 @@ async function backupSource(
       requested,
     });
     log.info({ kind: decision.kind, reason: decision.reason }, '%s backup: %s', decision.kind, decision.reason);
+    const uploadStarted = new Date();
     const bytesUploaded = await upload(context, source, duplicity, staging, decision);
 
     stage = 'retention';
     if (decision.kind === 'full') {
+      const verification = verifyNewFull(status, await duplicity.chainStatus(), uploadStarted);
+      if (!verification.verified) {
+        // A failure, not a warning: history is no longer pruned, and the new full may not restore.
+        throw new BackupFailedError(
+          verification.reason,
+          `no chain was removed; look at the target with: backup-agent list ${source.kind}`,
+        );
+      }
       const retention = planRetention(status, config.agent.keep_full);
-      log.info({ retention }, 'retention: %s', retention.reason);
+      log.info({ retention }, 'retention: %s; %s', verification.reason, retention.reason);
       if (retention.removeOldChains) await duplicity.removeAllButNFull(config.agent.keep_full);
       if (retention.cleanup) await duplicity.cleanup();
     }

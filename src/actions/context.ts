@@ -49,6 +49,7 @@ export function duplicitySettings(context: AgentContext, source: SourceKind): Du
     knownHosts: target.known_hosts,
     controlDir: agent.cache_dir,
     encryption: encryption(context.config),
+    signKey: target.sign_key === '' ? null : target.sign_key,
     volumeSizeMb: target.volume_size,
     tempDir: scratchDirectory(context.config),
   };

@@ -6,8 +6,10 @@ import { parseRsyncUrl } from '../target/rsync-url.js';
 import {
   type DuplicitySettings,
   backupCommand,
+  cleanupCommand,
   collectionStatusCommand,
   duplicityEnvironment,
+  removeAllButNFullCommand,
   restoreCommand,
 } from './command.js';
 import { parseDuplicityVersion } from './version.js';
@@ -22,6 +24,7 @@ function settings(versionText: string, overrides: Partial<DuplicitySettings> = {
     name: 'mysql',
     url,
     encryption: { mode: 'symmetric' },
+    signKey: null,
     volumeSizeMb: 200,
     tempDir: '/var/cache/backup-agent/tmp',
     sshKey: '/etc/backup-agent/id_ed25519',
@@ -76,6 +79,35 @@ test('encryption modes: symmetric passes nothing secret; pubkey names the key; n
   assert.equal(pubkey[pubkey.indexOf('--encrypt-key') + 1], 'ABCDEF0123456789');
   const none = backupCommand(settings('duplicity 3.0.4', { encryption: { mode: 'none' } }), 'full', '/s');
   assert.ok(none.includes('--no-encryption'));
-  // Without PASSPHRASE duplicity prompts and dies on a closed stdin, so it is always set.
-  assert.deepEqual(duplicityEnvironment('', '/g'), { PASSPHRASE: '', GNUPGHOME: '/g' });
+  // Without PASSPHRASE (or, with --sign-key, SIGN_PASSPHRASE) duplicity prompts and dies on a closed stdin.
+  assert.deepEqual(duplicityEnvironment('', '/g'), { PASSPHRASE: '', SIGN_PASSPHRASE: '', GNUPGHOME: '/g' });
+});
+
+test('sign_key: uploads sign and restores check; operations that read no volume do not take the key', () => {
+  const key = '0123456789ABCDEF0123456789ABCDEF01234567';
+  for (const version of ['duplicity 0.8.22', 'duplicity 3.0.4']) {
+    for (const encryption of [{ mode: 'symmetric' } as const, { mode: 'pubkey', key: 'FEDCBA9876543210' } as const]) {
+      const signed = settings(version, { signKey: key, encryption });
+      for (const argv of [
+        backupCommand(signed, 'full', '/s'),
+        backupCommand(signed, 'incremental', '/s'),
+        restoreCommand(signed, 'now', '/restore/mysql'),
+      ]) {
+        assert.equal(argv[argv.indexOf('--sign-key') + 1], key, argv.join(' '));
+        // Options, not operands: the URL and the directories stay last.
+        assert.ok(argv.indexOf('--sign-key') < argv.length - 2);
+      }
+      for (const argv of [
+        collectionStatusCommand(signed),
+        cleanupCommand(signed),
+        removeAllButNFullCommand(signed, 4),
+      ]) {
+        assert.ok(!argv.includes('--sign-key'), argv.join(' '));
+      }
+    }
+    const unsigned = settings(version);
+    for (const argv of [backupCommand(unsigned, 'full', '/s'), restoreCommand(unsigned, 'now', '/r')]) {
+      assert.ok(!argv.includes('--sign-key'), argv.join(' '));
+    }
+  }
 });

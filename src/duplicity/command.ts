@@ -15,6 +15,8 @@ export interface DuplicitySettings extends SshAccess {
   readonly name: string;
   readonly url: RsyncUrl;
   readonly encryption: Encryption;
+  /** target.sign_key, or null: no signing. */
+  readonly signKey: string | null;
   readonly volumeSizeMb: number;
   /** Volumes are built here before upload: /tmp may be a small tmpfs (Debian 13). */
   readonly tempDir: string;
@@ -47,12 +49,21 @@ function commonOptions(settings: DuplicitySettings, retries: Retries): string[] 
   ];
 }
 
+/**
+ * Only the upload (signs each volume) and the restore (checks each volume it decrypts) take the key.
+ * collection-status, cleanup and removal read no volume, so a key there would check nothing.
+ */
+function signing(settings: DuplicitySettings): string[] {
+  return settings.signKey === null ? [] : ['--sign-key', settings.signKey];
+}
+
 export function backupCommand(settings: DuplicitySettings, kind: BackupKind, sourceDir: string): Argv {
   const modern = isModernDuplicity(settings.version);
   return [
     'duplicity',
     kind === 'full' ? 'full' : 'incremental',
     ...commonOptions(settings, 'patient'),
+    ...signing(settings),
     '--volsize',
     String(settings.volumeSizeMb),
     // 3.x picks rsync blocks of sqrt(file size): 3.6x larger incrementals for scattered row changes
@@ -100,6 +111,7 @@ export function restoreCommand(settings: DuplicitySettings, time: string, destin
     '--time',
     time,
     ...commonOptions(settings, 'patient'),
+    ...signing(settings),
     formatRsyncUrl(settings.url),
     destination,
   ];
@@ -108,7 +120,9 @@ export function restoreCommand(settings: DuplicitySettings, time: string, destin
 /**
  * Environment for every duplicity call. PASSPHRASE is always set: the real passphrase for symmetric
  * mode, empty otherwise, because without it duplicity prompts and dies on a closed stdin (rc 30).
+ * SIGN_PASSPHRASE likewise, and empty: the signing key has none (with --sign-key and no variable,
+ * 0.8 prompts and dies with rc 30 even for such a key).
  */
 export function duplicityEnvironment(passphrase: string, gnupgHome: string): Record<string, string> {
-  return { PASSPHRASE: passphrase, GNUPGHOME: gnupgHome };
+  return { PASSPHRASE: passphrase, SIGN_PASSPHRASE: '', GNUPGHOME: gnupgHome };
 }

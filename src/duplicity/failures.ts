@@ -36,6 +36,18 @@ const CAUSES: readonly Cause[] = [
     hint: 'wait for it to finish; if none is running, remove the lockfile in agent.cache_dir',
   },
   {
+    // 0.8 checks the signature of each encrypted volume as it finishes reading it (rc 22).
+    pattern: /Volume was signed by key/,
+    cause: 'a volume on the target is not signed by target.sign_key, so this host did not make it',
+    hint: 'someone who can write to the target planted or changed it: keep the target as it is for inspection; backup-agent list shows older restore points (--time)',
+  },
+  {
+    // Before the "No secret key" below: here the signing key is missing, not a decryption key.
+    pattern: /(sign\+encrypt|sign\+symmetric|signing) failed/,
+    cause: 'gpg could not sign with target.sign_key',
+    hint: 'backup-agent check names the reason (a secret key missing from target.gnupg_home, or one with a passphrase)',
+  },
+  {
     pattern: /Bad session key|decryption failed: Bad/,
     cause: 'wrong passphrase for these backups',
     hint: 'target.passphrase_file must hold the passphrase the backups were made with',

@@ -1,7 +1,7 @@
 // The agent's own calls to the target (duplicity does not create directories, and its listing has no sizes).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CommandRunner } from '../system/run-command.js';
+import type { CommandRunner, CommandSpec } from '../system/run-command.js';
 import { type RsyncUrl, rsyncRemoteSpec } from './rsync-url.js';
 import { type SshAccess, rsyncShell } from './ssh.js';
 
@@ -64,10 +64,16 @@ export async function probeRemoteWrite(
   });
 }
 
-export async function listRemoteFiles(runner: CommandRunner, url: RsyncUrl, access: SshAccess): Promise<RemoteFile[]> {
+export async function listRemoteFiles(
+  runner: CommandRunner,
+  url: RsyncUrl,
+  access: SshAccess,
+  runAs?: CommandSpec['runAs'],
+): Promise<RemoteFile[]> {
   const result = await runner.run({
     argv: ['rsync', '--list-only', '--no-human-readable', '-e', rsyncShell(url, access), rsyncRemoteSpec(url, true)],
     stdout: 'capture',
+    ...(runAs === undefined ? {} : { runAs }),
   });
   return parseListing(result.stdout);
 }

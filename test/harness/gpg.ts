@@ -70,6 +70,33 @@ export async function makeGpgHome(): Promise<GpgHome> {
   }
 }
 
+/**
+ * Adds a sign-only key without passphrase to `home`, made as SECURITY.md tells operators to, and
+ * returns its fingerprint.
+ */
+export async function addSigningKey(home: string): Promise<string> {
+  const userId = 'backup-agent signing <sign@example.invalid>';
+  await gpg(home, [
+    '--pinentry-mode',
+    'loopback',
+    '--passphrase',
+    '',
+    '--quick-gen-key',
+    userId,
+    'ed25519',
+    'sign',
+    'never',
+  ]);
+  const { stdout } = await gpg(home, ['--with-colons', '--list-secret-keys', userId]);
+  const fingerprint = stdout
+    .split('\n')
+    .find((line) => line.startsWith('fpr:'))
+    ?.split(':')[9];
+  if (fingerprint === undefined || !/^[0-9A-F]{40}$/.test(fingerprint)) throw new Error(`no signing key in ${home}`);
+  await handOver(home);
+  return fingerprint;
+}
+
 // Lets a test prove that the backup host needs only the public key to encrypt.
 export async function exportPublicOnlyHome(src: GpgHome): Promise<GpgHome> {
   const home = await newHome();
