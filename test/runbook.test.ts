@@ -97,7 +97,7 @@ test('the settings block names exactly the variables the runbook commands use', 
       .flatMap(([, block]) => [...block.matchAll(/\$\{?([A-Z_]+)/g)].map((m) => m[1])),
   );
   for (const name of used) {
-    if (['PASSPHRASE', 'GNUPGHOME', 'WORK', 'STOPPED'].includes(name ?? '')) continue;
+    if (['PASSPHRASE', 'GNUPGHOME', 'WORK', 'SAFE', 'STOPPED'].includes(name ?? '')) continue;
     assert.ok(name !== undefined && name in settings(), `runbook uses $${name}, which the settings block does not set`);
   }
 });

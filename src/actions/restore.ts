@@ -1,20 +1,27 @@
 // `backup-agent restore mysql|influxdb`, run by root: download (as the backup user) → check against
 // the manifest → safety copy of what is there now → replace → prove the result. Every failure says
 // what state the host is in, and the safety copy makes every restore reversible.
-import { chown, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BackupSet, SourceKind } from '../domain.js';
 import { restoreCommand } from '../duplicity/command.js';
 import { duplicityTime } from '../duplicity/run.js';
 import { AgentError, BackupFailedError, UsageError, errorMessage } from '../errors.js';
 import { formatBytes } from '../report/format.js';
-import { readManifest, totalSize, verifyManifest } from '../sources/manifest.js';
 import { acquireRunLock } from '../system/lock.js';
-import { type SystemUser, agentUser } from '../system/privileges.js';
+import { agentUser } from '../system/privileges.js';
+import { takeDirectory } from '../system/root-fs.js';
 import { seconds } from '../system/run-command.js';
-import { type DownloadedBackup, downloadBackup, resolveBackupSet } from '../restore/download.js';
+import { type DownloadedBackup, checkDownloaded, downloadBackup, resolveBackupSet } from '../restore/download.js';
 import { InfluxAdmin, type MeasurementCount } from '../restore/influxdb.js';
-import { MysqlAdmin, type TableCount, checkDatabaseName, tablesInDump } from '../restore/mysql.js';
+import {
+  MysqlAdmin,
+  type TableCount,
+  checkDatabaseName,
+  refuseClientCommands,
+  tablesInDump,
+} from '../restore/mysql.js';
+import { endsWithTrailer } from '../sources/mysql/source.js';
+import { openRestoreArea, rootDownloadPlace } from '../restore/restore-area.js';
 import type { RestoreTime } from '../restore/restore-point.js';
 import { stopServices } from '../restore/services.js';
 import { lockPath } from './backup.js';
@@ -92,7 +99,6 @@ export async function runRestore(context: AgentContext, request: RestoreRequest)
   };
 
   // The run lock keeps a scheduled backup from dumping a half-restored database and uploading it.
-  await ensureRestoreDir(config.agent.restore_dir, user);
   const lock = await acquireRunLock(lockPath(config.agent.cache_dir), `backup-agent restore ${request.source}`, user);
   try {
     const set =
@@ -111,10 +117,13 @@ export async function runRestore(context: AgentContext, request: RestoreRequest)
       return null;
     }
 
+    const area = await openRestoreArea(config);
     const downloaded =
       set === null
-        ? await timed('manifest check', () => checkFetchedDirectory(request.source, dir))
-        : await timed('download and manifest check', () => downloadBackup(context, request.source, set, dir, user));
+        ? await timed('manifest check', () => checkFetchedDirectory(context, request.source, dir))
+        : await timed('download and manifest check', () =>
+            downloadBackup(context, request.source, set, rootDownloadPlace(area.root, request.source, user)),
+          );
     if (request.downloadOnly) {
       return {
         source: request.source,
@@ -126,8 +135,7 @@ export async function runRestore(context: AgentContext, request: RestoreRequest)
         servicesRestarted: [],
       };
     }
-    const safetyDir = join(config.agent.restore_dir, 'safety');
-    await mkdir(safetyDir, { recursive: true, mode: 0o700 });
+    const safetyDir = area.safetyDir;
     const stamp = duplicityTime(new Date()).replace(/[-:]/g, '');
 
     if (request.source === 'mysql') {
@@ -218,6 +226,13 @@ async function restoreMysqlDatabase(
       'untouched: nothing was changed',
     );
   }
+  if (!(await endsWithTrailer(dumpFile))) {
+    throw new BackupFailedError(
+      `${dumpFile} does not end with "-- Dump completed": the dump in this backup is cut short`,
+      'nothing was changed; try an older --time (backup-agent list)',
+    );
+  }
+  await refuseClientCommands(context.runner, dumpFile);
   const target = into ?? database;
   const expected = await tablesInDump(context.runner, dumpFile);
   let safetyCopy: string | null = null;
@@ -348,33 +363,15 @@ function undoHint(database: string, safetyCopy: string | null): string {
   return safetyCopy === null ? 'run the restore again' : `to go back: ${undoCommand(database, safetyCopy)}`;
 }
 
-async function checkFetchedDirectory(source: SourceKind, dir: string): Promise<DownloadedBackup> {
+/** --from-dir: the directory becomes root's (plain files and directories only) before it is read. */
+async function checkFetchedDirectory(
+  context: AgentContext,
+  source: SourceKind,
+  dir: string,
+): Promise<DownloadedBackup> {
   const started = Date.now();
-  const manifest = await readManifest(dir).catch((error: unknown) => {
-    throw new BackupFailedError(
-      `--from-dir ${dir} has no readable MANIFEST.json: ${errorMessage(error)}`,
-      'point it at a directory fetched by restore --download-only or duplicity restore',
-    );
-  });
-  if (manifest.source !== source) {
-    throw new UsageError(`--from-dir ${dir} holds a ${manifest.source} backup, not ${source}`);
-  }
-  const problems = await verifyManifest(dir, manifest);
-  if (problems.length > 0) {
-    throw new BackupFailedError(
-      `${dir} does not match its manifest: ${problems.join('; ')}`,
-      'nothing was changed; download it again',
-    );
-  }
-  const bytes = totalSize(manifest.files);
-  const set: BackupSet = { kind: 'full', time: new Date(manifest.finishedAt), volumes: 0, encrypted: false };
-  return { source, dir, set, manifest, bytes, durationMs: Date.now() - started };
-}
-
-export async function ensureRestoreDir(path: string, user: SystemUser): Promise<void> {
-  // The backup user downloads into it; root then reads the files and writes safety copies.
-  await mkdir(path, { recursive: true, mode: 0o750 });
-  await chown(path, user.uid, user.gid);
+  await takeDirectory(dir, '--from-dir');
+  return checkDownloaded(context, source, dir, null, started);
 }
 
 function describePlan(context: AgentContext, request: RestoreRequest, set: BackupSet | null, dir: string): string[] {

@@ -1,7 +1,7 @@
 // `backup-agent verify`: the restore drill. Downloads the latest backup of each source into scratch
 // space, proves it against its manifest and checks each dump is complete; as root with --import it
 // also loads it into scratch databases and compares. Nothing live is touched; the scratch is removed.
-import { readdir, rm } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SourceKind } from '../domain.js';
 import { duplicityTime } from '../duplicity/run.js';
@@ -12,12 +12,11 @@ import { MysqlAdmin, tablesInDump } from '../restore/mysql.js';
 import { parseRestoreTime } from '../restore/restore-point.js';
 import { checkPortableBackup } from '../sources/influxdb/source.js';
 import { endsWithTrailer } from '../sources/mysql/source.js';
-import { ensureWritableDirectory } from '../system/directories.js';
 import { acquireRunLock } from '../system/lock.js';
-import { type SystemUser, agentUser, isRoot } from '../system/privileges.js';
+import { agentUser, isRoot } from '../system/privileges.js';
+import { type DownloadPlace, openRestoreArea, ownDownloadPlace, rootDownloadPlace } from '../restore/restore-area.js';
 import { lockPath } from './backup.js';
 import type { AgentContext } from './context.js';
-import { ensureRestoreDir } from './restore.js';
 
 export interface DrillResult {
   readonly source: SourceKind;
@@ -35,14 +34,21 @@ export async function runDrill(
   importToo: boolean,
 ): Promise<DrillResult[]> {
   const { config } = context;
-  // Root hands files and the lock to the backup user, as the restore does.
+  // Root (--import) downloads into its restore area as the backup user, as the restore does; the
+  // backup user alone downloads into its own scratch space.
   const owner = isRoot() ? await agentUser() : undefined;
-  if (owner) await ensureRestoreDir(config.agent.restore_dir, owner);
-  else await ensureWritableDirectory(config.agent.restore_dir, 'agent.restore_dir');
+  const area = owner === undefined ? undefined : await openRestoreArea(config);
   const lock = await acquireRunLock(lockPath(config.agent.cache_dir), 'backup-agent verify', owner);
   try {
     const results: DrillResult[] = [];
-    for (const source of sources) results.push(await drill(context, source, importToo, owner));
+    for (const source of sources) {
+      const name = `verify-${source}`;
+      const place =
+        owner === undefined || area === undefined
+          ? ownDownloadPlace(config, name)
+          : rootDownloadPlace(area.root, name, owner);
+      results.push(await drill(context, source, importToo, place));
+    }
     return results;
   } finally {
     await lock.release();
@@ -53,14 +59,13 @@ async function drill(
   context: AgentContext,
   source: SourceKind,
   importToo: boolean,
-  runAs: SystemUser | undefined,
+  place: DownloadPlace,
 ): Promise<DrillResult> {
   const started = Date.now();
-  const dir = join(context.config.agent.restore_dir, `verify-${source}`);
   let downloaded: DownloadedBackup | undefined;
   try {
-    const set = await resolveBackupSet(context, source, parseRestoreTime('now'), runAs);
-    downloaded = await downloadBackup(context, source, set, dir, runAs);
+    const set = await resolveBackupSet(context, source, parseRestoreTime('now'), place.runAs);
+    downloaded = await downloadBackup(context, source, set, place);
     const findings = [
       `${downloaded.manifest.files.length} file(s) match MANIFEST.json`,
       ...(source === 'mysql' ? await checkSqlDumps(downloaded) : await checkInfluxBackups(context, downloaded)),
@@ -84,7 +89,7 @@ async function drill(
       findings: [errorMessage(error)],
     };
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await place.remove();
   }
 }
 
@@ -101,7 +106,7 @@ async function checkSqlDumps(downloaded: DownloadedBackup): Promise<string[]> {
 }
 
 async function checkInfluxBackups(context: AgentContext, downloaded: DownloadedBackup): Promise<string[]> {
-  const databases = downloaded.manifest.databases;
+  const databases = downloaded.databases;
   for (const database of databases) {
     const dir = join(downloaded.dir, database);
     await checkPortableBackup(database, dir);
@@ -117,7 +122,7 @@ async function importIntoScratch(context: AgentContext, downloaded: DownloadedBa
   const findings: string[] = [];
   if (downloaded.source === 'mysql') {
     const admin = await MysqlAdmin.create(context.runner, context.logger, context.config.mysql);
-    for (const database of downloaded.manifest.databases) {
+    for (const database of downloaded.databases) {
       const scratch = `${database}_verify_${stamp}`;
       const dumpFile = join(downloaded.dir, `${database}.sql`);
       await admin.createEmpty(scratch);
@@ -137,7 +142,7 @@ async function importIntoScratch(context: AgentContext, downloaded: DownloadedBa
     return findings;
   }
   const admin = new InfluxAdmin(context.runner, context.logger, context.config.influxdb);
-  for (const database of downloaded.manifest.databases) {
+  for (const database of downloaded.databases) {
     const scratch = `${database}_verify_${stamp}`;
     try {
       await admin.restore(database, join(downloaded.dir, database), scratch);

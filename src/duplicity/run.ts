@@ -21,7 +21,7 @@ export class Duplicity {
     private readonly settings: DuplicitySettings,
     private readonly env: Readonly<Record<string, string>>,
     /** Root restores run duplicity as the backup user: it owns the cache, the ssh key and known_hosts. */
-    private readonly runAs?: { readonly uid: number; readonly gid: number },
+    private readonly runAs?: { readonly uid: number; readonly gid: number; readonly home: string },
   ) {}
 
   get url(): string {

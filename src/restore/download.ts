@@ -1,22 +1,26 @@
 // Fetches one backup set of a source from the target into a fresh directory and proves it against
 // the MANIFEST.json that was uploaded with it. Shared by restore and verify; nothing is touched
 // on the database side here.
-import { readdir, rm, stat } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type AgentContext, duplicityEnv, duplicitySettings } from '../actions/context.js';
 import type { BackupSet, SourceKind } from '../domain.js';
 import { Duplicity } from '../duplicity/run.js';
-import { BackupFailedError } from '../errors.js';
+import { BackupFailedError, errorMessage } from '../errors.js';
 import { formatBytes } from '../report/format.js';
-import { type Manifest, readManifest, totalSize, verifyManifest } from '../sources/manifest.js';
+import { type Manifest, configuredDatabases, readManifest, totalSize, verifyManifest } from '../sources/manifest.js';
 import type { SystemUser } from '../system/privileges.js';
+import type { DownloadPlace } from './restore-area.js';
 import { type RestoreTime, chooseBackupSet } from './restore-point.js';
+import { refuseUnencryptedVolumes } from './unencrypted-volumes.js';
 
 export interface DownloadedBackup {
   readonly source: SourceKind;
   readonly dir: string;
   readonly set: BackupSet;
   readonly manifest: Manifest;
+  /** The manifest's databases, each one checked to be configured: the only names used in SQL and paths. */
+  readonly databases: readonly string[];
   readonly bytes: number;
   readonly durationMs: number;
 }
@@ -31,22 +35,29 @@ export async function resolveBackupSet(
   runAs?: SystemUser,
 ): Promise<BackupSet> {
   const duplicity = new Duplicity(context.runner, duplicitySettings(context, source), duplicityEnv(context), runAs);
-  return chooseBackupSet(await duplicity.chainStatus(), time, duplicity.url);
+  const set = chooseBackupSet(await duplicity.chainStatus(), time, duplicity.url);
+  await refuseUnencryptedVolumes(context, source, runAs);
+  return set;
 }
 
 /**
- * Downloads `set` (from resolveBackupSet) into `dir` (removed first: duplicity 3.x would merge into
- * leftovers) and checks every file against the manifest. `runAs` is the backup user when root restores.
+ * Downloads `set` (from resolveBackupSet) into a fresh directory (duplicity 3.x would merge into
+ * leftovers), seals it and checks every file against the manifest, whose names must be configured.
  */
 export async function downloadBackup(
   context: AgentContext,
   source: SourceKind,
   set: BackupSet,
-  dir: string,
-  runAs?: SystemUser,
+  place: DownloadPlace,
 ): Promise<DownloadedBackup> {
   const started = Date.now();
-  const duplicity = new Duplicity(context.runner, duplicitySettings(context, source), duplicityEnv(context), runAs);
+  const dir = place.dir;
+  const duplicity = new Duplicity(
+    context.runner,
+    duplicitySettings(context, source),
+    duplicityEnv(context),
+    place.runAs,
+  );
   context.logger.info(
     { source, backupTime: set.time.toISOString(), kind: set.kind, dir },
     'downloading the %s backup of %s into %s',
@@ -54,25 +65,45 @@ export async function downloadBackup(
     set.time.toISOString(),
     dir,
   );
-  await rm(dir, { recursive: true, force: true });
+  const into = await place.prepare();
   const progress = setInterval(() => {
-    void directorySize(dir).then((bytes) =>
+    void directorySize(into).then((bytes) =>
       context.logger.info({ source, bytes }, 'downloaded %s so far', formatBytes(bytes)),
     );
   }, PROGRESS_EVERY_MS);
   try {
-    await duplicity.restore(set.time, dir);
+    await duplicity.restore(set.time, into);
+    await place.seal();
+  } catch (error) {
+    await place.remove();
+    throw error;
   } finally {
     clearInterval(progress);
   }
+  return checkDownloaded(context, source, dir, set, started);
+}
 
+/**
+ * Proves the files in `dir` (root's by now) against its MANIFEST.json, which must be of `source`
+ * and name only configured databases. `set` null: a directory fetched earlier, dated by its manifest.
+ */
+export async function checkDownloaded(
+  context: AgentContext,
+  source: SourceKind,
+  dir: string,
+  set: BackupSet | null,
+  started: number,
+): Promise<DownloadedBackup> {
   let manifest: Manifest;
+  let databases: string[];
   try {
     manifest = await readManifest(dir);
+    if (manifest.source !== source) throw new Error(`it holds a ${manifest.source} backup, not ${source}`);
+    databases = configuredDatabases(manifest, context.config[source].databases);
   } catch (error) {
     throw new BackupFailedError(
-      `the downloaded ${source} backup in ${dir} has no readable MANIFEST.json`,
-      'the backup set is incomplete or was not made by backup-agent; try an older --time',
+      `the ${source} backup in ${dir} has no usable MANIFEST.json: ${errorMessage(error)}`,
+      'nothing was changed; the set is incomplete, was not made by backup-agent for this host, or was tampered with: try an older --time',
       { cause: error },
     );
   }
@@ -80,7 +111,7 @@ export async function downloadBackup(
   if (problems.length > 0) {
     throw new BackupFailedError(
       `the downloaded ${source} backup does not match its manifest: ${problems.join('; ')}`,
-      'the backup on the target is damaged; try an older --time (backup-agent list)',
+      'nothing was changed; the backup is damaged: try an older --time (backup-agent list)',
     );
   }
   const bytes = totalSize(manifest.files);
@@ -90,14 +121,15 @@ export async function downloadBackup(
     formatBytes(bytes),
     manifest.files.length,
   );
-  return { source, dir, set, manifest, bytes, durationMs: Date.now() - started };
+  const dated = set ?? { kind: 'full', time: new Date(manifest.finishedAt), volumes: 0, encrypted: false };
+  return { source, dir, set: dated, manifest, databases, bytes, durationMs: Date.now() - started };
 }
 
 async function directorySize(dir: string): Promise<number> {
   let total = 0;
   try {
     for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-      if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
+      if (entry.isFile()) total += (await lstat(join(entry.parentPath, entry.name))).size;
     }
   } catch {
     // not created yet, or being written: the next tick will tell

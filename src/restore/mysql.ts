@@ -10,6 +10,7 @@ import type { Logger } from '../report/logger.js';
 import { dumpCommand, importCommand, queryCommand } from '../sources/mysql/commands.js';
 import { findProgram } from '../system/find-program.js';
 import { CommandFailedError, type CommandRunner } from '../system/run-command.js';
+import { endsWithTrailer } from '../sources/mysql/source.js';
 import type { Argv } from '../sources/source.js';
 
 export interface TableCount {
@@ -73,9 +74,18 @@ export class MysqlAdmin {
     return rows.length > 0;
   }
 
-  /** The current database as a plain dump: a restore can always be undone with it. */
+  /**
+   * The current database as a plain dump: a restore can always be undone with it. Written to a new
+   * file in root's safety directory, and proven complete before anything is dropped.
+   */
   async safetyDump(database: string, file: string): Promise<number> {
     await this.runner.run({ argv: dumpCommand(this.dumper, this.optionFile, database), stdout: { file } });
+    if (!(await endsWithTrailer(file))) {
+      throw new BackupFailedError(
+        `the safety dump of ${database} (${file}) does not end with "-- Dump completed": it is not a complete copy`,
+        'see the dump client messages above; the restore stopped before dropping anything',
+      );
+    }
     return (await stat(file)).size;
   }
 
@@ -164,6 +174,37 @@ export class MysqlAdmin {
       }
       throw error;
     }
+  }
+}
+
+/**
+ * Refuses a dump that carries mysql client commands (a line starting with a backslash, such as
+ * `\! cmd`): mariadb-dump writes none, so one is a forged or damaged dump. The import's sandbox
+ * would stop it too, but only after the database was dropped; this check runs before.
+ */
+export async function refuseClientCommands(runner: CommandRunner, dumpFile: string): Promise<void> {
+  const result = await runner.run({
+    // `\-` alone is the sandbox switch mariadb-dump itself may write; harmless. Only the start of
+    // each hit is printed: a forged line may be long.
+    argv: [
+      'grep',
+      '--text',
+      '--line-number',
+      '--max-count=3',
+      '--only-matching',
+      '--extended-regexp',
+      '^[[:space:]]*\\\\[^-].{0,60}',
+      dumpFile,
+    ],
+    stdout: 'capture',
+    okExitCodes: [0, 1],
+  });
+  const lines = result.stdout.split('\n').filter((line) => line !== '');
+  if (lines.length > 0) {
+    throw new BackupFailedError(
+      `${dumpFile} carries mysql client commands, which a dump never holds: ${lines.map((line) => JSON.stringify(line)).join(', ')}`,
+      'nothing was changed; the backup is forged or damaged: do not import it; try an older --time and find out who wrote it',
+    );
   }
 }
 

@@ -1,10 +1,15 @@
 // MANIFEST.json travels with each dump to the target, so a restore can prove it got every byte.
+// On the way back it is input: whoever can write to the target, or the backup user who holds the
+// passphrase, can forge one, so it is parsed against a strict schema before any name in it is used.
 import { createHash } from 'node:crypto';
-import { open, readFile, readdir } from 'node:fs/promises';
+import { type FileHandle, open, readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
-import type { ManifestFile, SourceKind } from '../domain.js';
+import { z } from 'zod';
+import { type ManifestFile, SOURCE_KINDS, type SourceKind } from '../domain.js';
+import { errorMessage } from '../errors.js';
 import { writeFileAtomic } from '../system/atomic-write.js';
+import { openRegularFile } from '../system/root-fs.js';
 
 export const MANIFEST_NAME = 'MANIFEST.json';
 /** The same hashes in `sha256sum --check` format, for the manual restore without the agent. */
@@ -28,7 +33,7 @@ export async function writeManifest(
 ): Promise<Manifest> {
   const files: ManifestFile[] = [];
   for (const path of await listFiles(dir)) {
-    files.push({ name: relative(dir, path), ...(await hashFile(path)) });
+    files.push({ name: relative(dir, path), ...(await hashFile(await open(path, 'r'), true)) });
   }
   const manifest: Manifest = { format: 1, host: hostname(), ...fields, files };
   await writeFileAtomic(join(dir, CHECKSUMS_NAME), files.map((file) => `${file.sha256}  ${file.name}\n`).join(''));
@@ -36,8 +41,58 @@ export async function writeManifest(
   return manifest;
 }
 
+/** The names the configuration accepts for a database (config/values.ts nameList), never an option. */
+const DATABASE_NAME = /^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$/;
+/** A relative path of plain names: no '..', no absolute path, no leading '-' in any part. */
+const FILE_NAME = /^[A-Za-z0-9_$][A-Za-z0-9._$-]*(\/[A-Za-z0-9_$][A-Za-z0-9._$-]*)*$/;
+
+const manifestSchema = z.object({
+  format: z.literal(1),
+  source: z.enum(SOURCE_KINDS),
+  host: z.string().max(255),
+  databases: z.array(z.string().regex(DATABASE_NAME, 'not a plain database name')),
+  startedAt: z.iso.datetime({ offset: true }),
+  finishedAt: z.iso.datetime({ offset: true }),
+  tools: z.record(z.string(), z.string()),
+  files: z.array(
+    z.object({
+      name: z.string().regex(FILE_NAME, 'not a plain relative file name').max(4096),
+      size: z.number().int().nonnegative(),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    }),
+  ),
+});
+
+/** Reads and checks MANIFEST.json; a file that does not fit the schema is refused, naming the field. */
 export async function readManifest(dir: string): Promise<Manifest> {
-  return JSON.parse(await readFile(join(dir, MANIFEST_NAME), 'utf8')) as Manifest;
+  const path = join(dir, MANIFEST_NAME);
+  const handle = await openRegularFile(path);
+  let text: string;
+  try {
+    text = await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+  const parsed = manifestSchema.safeParse(JSON.parse(text));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`${path}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? 'does not fit the manifest format'}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * The databases of a manifest, each checked against the configured ones: a name in a downloaded
+ * set is used in SQL and paths only when the operator configured it.
+ */
+export function configuredDatabases(manifest: Manifest, configured: readonly string[]): string[] {
+  const unknown = manifest.databases.filter((database) => !configured.includes(database));
+  if (unknown.length > 0) {
+    throw new Error(
+      `MANIFEST.json names database(s) ${unknown.map((name) => JSON.stringify(name)).join(', ')} that are not configured (${configured.join(', ')})`,
+    );
+  }
+  return [...manifest.databases];
 }
 
 /** Every mismatch between the files in `dir` and its manifest; empty when all match. */
@@ -46,21 +101,24 @@ export async function verifyManifest(dir: string, manifest: Manifest): Promise<s
   for (const file of manifest.files) {
     const path = join(dir, file.name);
     try {
-      const actual = await hashFile(path);
+      const actual = await hashFile(await openRegularFile(path), false);
       if (actual.size !== file.size) problems.push(`${file.name}: size ${actual.size}, manifest says ${file.size}`);
       else if (actual.sha256 !== file.sha256) problems.push(`${file.name}: sha256 differs from the manifest`);
-    } catch {
-      problems.push(`${file.name}: missing`);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      problems.push(`${file.name}: ${code === 'ENOENT' ? 'missing' : errorMessage(error)}`);
     }
   }
   return problems;
 }
 
-/** One buffer for the whole file: hashing a 10 GB dump allocates nothing per chunk for the GC to chase. */
-async function hashFile(path: string): Promise<{ size: number; sha256: string }> {
+/**
+ * One buffer for the whole file: hashing a 10 GB dump allocates nothing per chunk for the GC to
+ * chase. `sync`: a dump about to be uploaded must be on disk before its manifest says so.
+ */
+async function hashFile(handle: FileHandle, sync: boolean): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');
   const buffer = Buffer.allocUnsafe(1 << 20);
-  const handle = await open(path, 'r');
   try {
     let size = 0;
     for (;;) {
@@ -69,7 +127,7 @@ async function hashFile(path: string): Promise<{ size: number; sha256: string }>
       hash.update(buffer.subarray(0, bytesRead));
       size += bytesRead;
     }
-    await handle.datasync();
+    if (sync) await handle.datasync();
     return { size, sha256: hash.digest('hex') };
   } finally {
     await handle.close();

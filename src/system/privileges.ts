@@ -5,6 +5,8 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { AgentError, NotRootError } from '../errors.js';
+import { CHILD_PATH } from './child-path.js';
+import { unreadableBy } from './readable-by.js';
 
 export const AGENT_USER = 'backup';
 
@@ -56,6 +58,7 @@ const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] 
 export async function rerunAsAgentUser(): Promise<number | null> {
   if (!isRoot()) return null;
   const user = await agentUser();
+  await requireReadableBy(user, process.argv[1] ?? '');
   const child = spawn(
     'setpriv',
     [
@@ -70,7 +73,13 @@ export async function rerunAsAgentUser(): Promise<number | null> {
       ...process.execArgv,
       ...process.argv.slice(1),
     ],
-    { stdio: 'inherit', env: { ...process.env, HOME: user.home, USER: user.name, LOGNAME: user.name } },
+    {
+      // Not root's terminal as a controlling one: in a session of its own, a process of the backup
+      // uid cannot push keystrokes into root's shell with TIOCSTI. It never reads stdin.
+      detached: true,
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: agentEnvironment(user),
+    },
   );
   const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
   const forwarders = FORWARDED_SIGNALS.map((signal) => [signal, forward(signal)] as const);
@@ -81,6 +90,32 @@ export async function rerunAsAgentUser(): Promise<number | null> {
   } finally {
     for (const [signal, handler] of forwarders) process.off(signal, handler);
   }
+}
+
+/** The agent's code is not readable by the user it must run as (EX_CONFIG: fixed by where it lies). */
+class UnreadableAgentError extends AgentError {
+  readonly exitCode = 78;
+}
+
+async function requireReadableBy(user: SystemUser, script: string): Promise<void> {
+  const blocker = await unreadableBy(user, script);
+  if (blocker === undefined) return;
+  const mode = blocker.mode.toString(8).padStart(4, '0');
+  throw new UnreadableAgentError(
+    `${script} cannot be read by the ${user.name} user, which this command runs as (${blocker.path} is mode ${mode}, owner uid ${blocker.uid}); fix: put the clone where ${user.name} can read it (e.g. /opt or /srv), install the .deb, or use scripts/demo.sh and scripts/test.sh, which run a readable copy`,
+  );
+}
+
+/**
+ * What of root's environment the agent needs as backup; HOME, PATH and the rest are built here.
+ * systemd's notify variables stay: a daemon root started under a unit still reports to it.
+ */
+const KEPT_VARIABLES =
+  /^(BACKUP_AGENT_[A-Z_]+|LANG|LC_[A-Z]+|TZ|TERM|NO_COLOR|NODE_EXTRA_CA_CERTS|JOURNAL_STREAM|NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID)$/;
+
+function agentEnvironment(user: SystemUser): NodeJS.ProcessEnv {
+  const kept = Object.entries(process.env).filter(([name]) => KEPT_VARIABLES.test(name));
+  return { ...Object.fromEntries(kept), PATH: CHILD_PATH, HOME: user.home, USER: user.name, LOGNAME: user.name };
 }
 
 export function requireRoot(command: string): void {

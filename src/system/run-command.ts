@@ -1,28 +1,35 @@
 // The one place that starts programs. Argument arrays only (never a shell), secrets only through
 // the environment or files, every command logged with its duration and exit code, and the tail of
 // stderr kept for the error message. Children get a parent-death signal so that a kill -9 of the
-// agent does not leave a duplicity or a dump running on its own.
-import { once } from 'node:events';
+// agent does not leave a duplicity or a dump running on its own, and an environment built here,
+// not the caller's: root's HOME or a PATH from root's shell must not reach a child run as backup.
 import { type ReadStream, type WriteStream, createReadStream, createWriteStream } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
+import { CHILD_PATH } from './child-path.js';
+import { createNewFile, openRegularFile } from './root-fs.js';
 
 export interface CommandSpec {
   readonly argv: readonly [string, ...string[]];
   /** Added to the agent's environment; values are never logged. */
   readonly env?: Readonly<Record<string, string>>;
-  /** 'capture' keeps all of stdout (small outputs only); a file path receives it directly from the child. */
+  /**
+   * 'capture' keeps all of stdout (small outputs only); a file path receives it directly from the
+   * child. The file must be new: an existing name (or a symlink planted there) is never written.
+   */
   readonly stdout?: 'capture' | 'tail' | { readonly file: string };
   /** Read file descriptor 3 of the child (duplicity --log-fd 3). */
   readonly captureFd3?: boolean;
-  /** The child reads this file as its stdin (an import); the agent never holds its content. */
+  /** The child reads this plain file as its stdin (an import); the agent never holds its content. */
   readonly stdinFile?: string;
   /** Called with the child's pid once it runs, e.g. to follow its progress in /proc. */
   readonly onStart?: (pid: number) => void;
   /** Drop to this uid/gid for the child only (root restores run duplicity as the backup user). */
-  readonly runAs?: { readonly uid: number; readonly gid: number };
+  readonly runAs?: { readonly uid: number; readonly gid: number; readonly home: string };
   /** Exit codes that are not failures. Default [0]. */
   readonly okExitCodes?: readonly number[];
   readonly cwd?: string;
@@ -55,7 +62,7 @@ const KILL_GRACE_MS = 10_000;
 
 export class CommandRunner {
   constructor(
-    private readonly logger: Logger,
+    readonly logger: Logger,
     private readonly cancel: AbortSignal,
     /** Values masked wherever the runner prints: argv and stderr. */
     private readonly secrets: readonly string[] = [],
@@ -71,13 +78,17 @@ export class CommandRunner {
     const output =
       spec.stdout === undefined || spec.stdout === 'tail' || spec.stdout === 'capture'
         ? undefined
-        : await openForChild(createWriteStream(spec.stdout.file, { mode: 0o600 }));
-    const input = spec.stdinFile === undefined ? undefined : await openForChild(createReadStream(spec.stdinFile));
+        : await createNewFile(spec.stdout.file);
+    let input: FileHandle | undefined;
     try {
-      return await this.runOpened(spec, shown, started, input ?? 'ignore', output ?? 'pipe');
+      input = spec.stdinFile === undefined ? undefined : await openRegularFile(spec.stdinFile);
+      // A stream built on an open descriptor carries it as .fd, which execa hands to the child as is.
+      const stdin = input === undefined ? 'ignore' : createReadStream('', { fd: input.fd, autoClose: false });
+      const stdout = output === undefined ? 'pipe' : createWriteStream('', { fd: output.fd, autoClose: false });
+      return await this.runOpened(spec, shown, started, stdin, stdout);
     } finally {
-      input?.destroy();
-      output?.destroy();
+      await input?.close();
+      await output?.close();
     }
   }
 
@@ -91,21 +102,30 @@ export class CommandRunner {
     const [file, ...args] = this.wrapper(spec);
     const child = execa(file, args, {
       stdio: spec.captureFd3 ? [stdin, stdoutOption, 'pipe', 'pipe'] : [stdin, stdoutOption, 'pipe'],
-      env: { ...spec.env, LC_ALL: 'C.UTF-8' },
-      extendEnv: true,
+      env: childEnvironment(spec),
+      extendEnv: false,
       buffer: false,
       reject: false,
       cancelSignal: this.cancel,
       forceKillAfterDelay: KILL_GRACE_MS,
       cwd: spec.cwd,
+      // A process group (and session, without a terminal) of its own: a stop reaches what the
+      // child started too (duplicity's rsync and ssh), not only the child.
+      detached: true,
     });
-    if (child.pid !== undefined) spec.onStart?.(child.pid);
+    const pid = child.pid;
+    const stopGroup = (): void => signalGroup(pid, 'SIGTERM');
+    this.cancel.addEventListener('abort', stopGroup, { once: true });
+    if (pid !== undefined) spec.onStart?.(pid);
     const stderrTail = keepTail(child.stderr);
     const stdoutCapture = spec.stdout === 'capture' ? collect(child.stdout) : Promise.resolve('');
     const stdoutTail =
       spec.stdout === 'tail' || spec.stdout === undefined ? keepTail(child.stdout) : Promise.resolve([]);
     const fd3 = spec.captureFd3 ? collect(child.stdio[3]) : Promise.resolve('');
     const outcome = await child;
+    this.cancel.removeEventListener('abort', stopGroup);
+    // What the child left of its group after a stop has had its chance to end with it.
+    if (this.cancel.aborted) signalGroup(pid, 'SIGKILL');
     const result: CommandResult = {
       exitCode: outcome.exitCode ?? 128,
       stdout: await stdoutCapture,
@@ -138,6 +158,24 @@ export class CommandRunner {
   }
 }
 
+function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // the group is gone already
+  }
+}
+
+function childEnvironment(spec: CommandSpec): Record<string, string> {
+  return {
+    PATH: CHILD_PATH,
+    HOME: spec.runAs?.home ?? userInfo().homedir,
+    LC_ALL: 'C.UTF-8',
+    ...spec.env,
+  };
+}
+
 function keepTail(stream: Readable | null): Promise<string[]> {
   const lines: string[] = [];
   if (stream === null) return Promise.resolve(lines);
@@ -158,10 +196,4 @@ async function collect(stream: Readable | null): Promise<string> {
 
 export function seconds(ms: number): string {
   return (ms / 1000).toFixed(1);
-}
-
-/** Waits until the stream has its descriptor, so execa passes the descriptor itself to the child. */
-async function openForChild<T extends ReadStream | WriteStream>(stream: T): Promise<T> {
-  await once(stream, 'open');
-  return stream;
 }
