@@ -7,4 +7,6 @@ scripts/install-deps.sh
 npm run build
 npm run typecheck
 npm run lint
+source scripts/readable-copy.sh
+readable_copy
 node scripts/run-tests.mjs "$@"
