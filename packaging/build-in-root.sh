@@ -89,8 +89,12 @@ if [[ -d node_modules/sd-notify ]]; then
     -o "$lib/node_modules/sd-notify/build/Release/notify.node" "$addon"
   chmod 644 "$lib/node_modules/sd-notify/build/Release/notify.node"
   # The Node ABI trap (shared/reference/dump-facts.md §8): it must link Debian's libnode.
-  ldd "$lib/node_modules/sd-notify/build/Release/notify.node" | grep -q 'libnode\.so\.' || {
+  # Captured first: with pipefail, `ldd | grep -q` fails at random when grep exits before ldd has
+  # written everything (SIGPIPE); that failed a build under load.
+  links=$(ldd "$lib/node_modules/sd-notify/build/Release/notify.node")
+  [[ $links == *libnode.so.* ]] || {
     echo "build-in-root.sh: notify.node does not link Debian's libnode: built against another Node?" >&2
+    echo "$links" >&2
     exit 1
   }
   log "addon: $(du -k "$addon" | cut -f1) KiB built, $(du -k "$lib/node_modules/sd-notify/build/Release/notify.node" | cut -f1) KiB stripped"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Installs everything the tests, the demo and the benchmarks run for real, on a fresh Debian 12:
+# Installs everything the tests, the demo and the benchmarks run for real, on a fresh Debian 12 or 13:
 # the servers the harness starts on loopback (MariaDB, InfluxDB 1.x, sshd), the programs the agent
 # drives (duplicity, rsync, ssh, gpg), and the tools that prove the .deb (debootstrap, nspawn, lintian).
 # Then the npm dependencies, exactly as locked.
@@ -20,7 +20,8 @@ packages=(
 
 missing=()
 for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+  # No `| grep -q` under pipefail: an early exit of grep can fail the pipeline (SIGPIPE).
+  [[ $(dpkg-query -W -f='${Status}' "$package" 2>/dev/null) == 'install ok installed' ]] || missing+=("$package")
 done
 
 if ((${#missing[@]} > 0)); then

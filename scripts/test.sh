@@ -1,5 +1,5 @@
 #!/bin/bash
-# The whole test suite on a fresh Debian 12 machine: install what the tests run against, build, test.
+# The whole test suite on a fresh Debian 12 or 13 machine: install what the tests run against, build, test.
 # Everything else (servers, targets, keys) is created by the tests themselves on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."

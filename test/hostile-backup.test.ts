@@ -3,7 +3,6 @@
 // cache, so it can plant symlinks. Root's restore and verify must refuse, change nothing, and leave
 // root's files as they were. Each sentinel below lives where only root can write.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,8 +10,9 @@ import { after, before, test } from 'node:test';
 import { execa } from 'execa';
 import { AGENT, type AgentHost, MYSQL_DATABASE, NODE_FLAG, PASSPHRASE, makeAgentHost } from './harness/agent.js';
 import { type MariaDb, seedDatabase, startMariaDb } from './harness/mariadb.js';
+import { type ForgedManifest, uploadForgedSet } from './harness/forge.js';
 import { type SshTarget, startSshTarget } from './harness/ssh-target.js';
-import { asBackupUser, backupUser, chownToBackup, makeTempDir, removeDir } from './harness/temp-dir.js';
+import { asBackupUser, backupUser } from './harness/temp-dir.js';
 
 let mariadb: MariaDb;
 let target: SshTarget;
@@ -55,55 +55,19 @@ async function assertSentinelsUntouched(): Promise<void> {
   assert.deepEqual((await readdir(sentinelDir)).sort(), ['secret'], 'nothing new appeared in the root-only directory');
 }
 
-/**
- * What the hostile backup user can do with the passphrase: take its own staging copy, change it,
- * make MANIFEST.json and SHA256SUMS match again, and upload it with plain duplicity as the newest
- * incremental of the chain root restores from.
- */
-async function forgeNewestSet(change: (dir: string) => Promise<void>, manifestChange?: (manifest: Manifest) => void) {
-  const scratch = await makeTempDir('forge');
-  const dir = join(scratch, 'set');
-  await execa('cp', ['-a', join(host.stagingDir, 'mysql'), dir]);
-  await change(dir);
-  const manifest = JSON.parse(await readFile(join(dir, 'MANIFEST.json'), 'utf8')) as Manifest;
-  for (const file of manifest.files) {
-    const content = await readFile(join(dir, file.name)).catch(() => Buffer.alloc(0));
-    file.size = content.length;
-    file.sha256 = createHash('sha256').update(content).digest('hex');
-  }
-  manifestChange?.(manifest);
-  await writeFile(join(dir, 'MANIFEST.json'), JSON.stringify(manifest));
-  await writeFile(join(dir, 'SHA256SUMS'), manifest.files.map((file) => `${file.sha256}  ${file.name}\n`).join(''));
-  await chownToBackup(scratch);
-  // duplicity names sets by the second.
-  await new Promise((resolve) => setTimeout(resolve, 1100));
-  const upload = await execa(
-    'setpriv',
-    await asBackupUser([
-      'env',
-      `PASSPHRASE=${PASSPHRASE}`,
-      `GNUPGHOME=${host.gnupgHome}`,
-      `HOME=${scratch}`,
-      'duplicity',
-      'incremental',
-      '--allow-source-mismatch',
-      '--archive-dir',
-      join(scratch, 'cache'),
-      '--name',
-      'forger',
-      `--ssh-options=-oIdentityFile=${target.clientKey} -oUserKnownHostsFile=${target.knownHosts}`,
-      dir,
-      `${target.url}/mysql`,
-    ]),
-    { reject: false },
-  );
-  assert.equal(upload.exitCode, 0, `the forged upload: ${upload.stderr}`);
-  await removeDir(scratch);
-}
-
-interface Manifest {
-  databases: string[];
-  files: { name: string; size: number; sha256: string }[];
+/** The hostile backup user, with the passphrase it holds, uploads a changed copy of its staging. */
+async function forgeNewestSet(
+  change: (dir: string) => Promise<void>,
+  changeManifest?: (manifest: ForgedManifest) => void,
+): Promise<void> {
+  await uploadForgedSet({
+    from: join(host.stagingDir, 'mysql'),
+    target,
+    url: `${target.url}/mysql`,
+    env: [`PASSPHRASE=${PASSPHRASE}`, `GNUPGHOME=${host.gnupgHome}`],
+    change,
+    ...(changeManifest === undefined ? {} : { changeManifest }),
+  });
 }
 
 test('restore_dir under a directory backup owns is refused: a planted symlink hands nothing to backup', async () => {

@@ -38,19 +38,22 @@ after(async () => {
   await rm(hostDir, { recursive: true, force: true });
 });
 
-test('run from a clone backup cannot read, the CLI names the path and the fix in one line, exit 78', async () => {
-  const script = join(clone, 'dist', 'main.js');
-  const result = await execa(process.execPath, [script, '--config', configFile, 'status'], { reject: false });
-  assert.equal(result.exitCode, 78, result.stderr);
-  assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
-  assert.ok(
-    result.stderr.startsWith(
-      `backup-agent: ${script} cannot be read by the backup user, which this command runs as (${privateDir} is mode 0700, owner uid 0); fix: `,
-    ),
-    result.stderr,
-  );
-  assert.doesNotMatch(result.stderr, /Cannot find module|MODULE_NOT_FOUND|\n\s+at /);
-});
+for (const command of ['status', 'check']) {
+  test(`${command} from a clone backup cannot read names the path and the fix in one line, exit 78`, async () => {
+    const script = join(clone, 'dist', 'main.js');
+    const result = await execa(process.execPath, [script, '--config', configFile, command], { reject: false });
+    assert.equal(result.exitCode, 78, result.stderr);
+    assert.equal(result.stdout, '', 'nothing before the one line');
+    assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    assert.ok(
+      result.stderr.startsWith(
+        `backup-agent: ${script} cannot be read by the backup user, which this command runs as (${privateDir} is mode 0700, owner uid 0); fix: `,
+      ),
+      result.stderr,
+    );
+    assert.doesNotMatch(result.stderr, /Cannot find module|MODULE_NOT_FOUND|\n\s+at /);
+  });
+}
 
 test("the scripts' readable copy runs the same command as backup, and is removed afterwards", async () => {
   const before = (await readdir('/var/tmp')).filter((name) => name.startsWith('backup-agent-run.'));

@@ -3,7 +3,6 @@
 // what lets the restore tell it from the host's. The forger here is the backup user with plain
 // duplicity and no --sign-key, as someone with only the target's write access and the public key.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -11,8 +10,9 @@ import { execa } from 'execa';
 import { type AgentHost, MYSQL_DATABASE, makeAgentHost } from './harness/agent.js';
 import { type GpgHome, addSigningKey, makeGpgHome, removeGpgHome } from './harness/gpg.js';
 import { type MariaDb, changeData, seedDatabase, startMariaDb } from './harness/mariadb.js';
+import { uploadForgedSet } from './harness/forge.js';
 import { type SshTarget, startSshTarget } from './harness/ssh-target.js';
-import { asBackupUser, chownToBackup, makeTempDir, removeDir } from './harness/temp-dir.js';
+import { asBackupUser, chownToBackup, makeTempDir } from './harness/temp-dir.js';
 
 let mariadb: MariaDb;
 let target: SshTarget;
@@ -45,49 +45,19 @@ function signedConfig(sign_key: string, dir = 'signed') {
  * Uploads the host's staged dump plus a table of the forger's, with MANIFEST.json and SHA256SUMS
  * made to match, as the newest incremental: everything the agent checks holds except the signature.
  */
-async function forgeNewestSet(targetDir: string, gpgArgs: readonly string[]): Promise<void> {
-  const scratch = await makeTempDir('forge');
-  const dir = join(scratch, 'set');
-  await execa('cp', ['-a', join(host.stagingDir, 'mysql'), dir]);
-  const dump = join(dir, `${MYSQL_DATABASE}.sql`);
-  // At the top: the dump must still end with its "-- Dump completed" line.
-  await writeFile(dump, `CREATE TABLE ${FORGED_TABLE} (id INT PRIMARY KEY);\n${await readFile(dump, 'utf8')}`);
-  const manifest = JSON.parse(await readFile(join(dir, 'MANIFEST.json'), 'utf8')) as {
-    files: { name: string; size: number; sha256: string }[];
-  };
-  for (const file of manifest.files) {
-    const content = await readFile(join(dir, file.name));
-    file.size = content.length;
-    file.sha256 = createHash('sha256').update(content).digest('hex');
-  }
-  await writeFile(join(dir, 'MANIFEST.json'), JSON.stringify(manifest));
-  await writeFile(join(dir, 'SHA256SUMS'), manifest.files.map((file) => `${file.sha256}  ${file.name}\n`).join(''));
-  await chownToBackup(scratch);
-  // duplicity names sets by the second.
-  await new Promise((resolve) => setTimeout(resolve, 1100));
-  const upload = await execa(
-    'setpriv',
-    await asBackupUser([
-      'env',
-      'PASSPHRASE=',
-      `GNUPGHOME=${keys.home}`,
-      `HOME=${scratch}`,
-      'duplicity',
-      'incremental',
-      '--allow-source-mismatch',
-      '--archive-dir',
-      join(scratch, 'cache'),
-      '--name',
-      'forger',
-      ...gpgArgs,
-      `--ssh-options=-oIdentityFile=${target.clientKey} -oUserKnownHostsFile=${target.knownHosts}`,
-      dir,
-      `${target.url}/${targetDir}/mysql`,
-    ]),
-    { reject: false, stdin: 'ignore' },
-  );
-  assert.equal(upload.exitCode, 0, `the forged upload: ${upload.stderr}`);
-  await removeDir(scratch);
+async function forgeNewestSet(targetDir: string, duplicityOptions: readonly string[]): Promise<void> {
+  await uploadForgedSet({
+    from: join(host.stagingDir, 'mysql'),
+    target,
+    url: `${target.url}/${targetDir}/mysql`,
+    env: ['PASSPHRASE=', `GNUPGHOME=${keys.home}`],
+    duplicityOptions,
+    change: async (dir) => {
+      const dump = join(dir, `${MYSQL_DATABASE}.sql`);
+      // At the top: the dump must still end with its "-- Dump completed" line.
+      await writeFile(dump, `CREATE TABLE ${FORGED_TABLE} (id INT PRIMARY KEY);\n${await readFile(dump, 'utf8')}`);
+    },
+  });
 }
 
 async function hasForgedTable(): Promise<boolean> {

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import type { Config } from '../config/schema.js';
 import { type BackupKind, SOURCE_KINDS, type SourceKind } from '../domain.js';
 import { UsageError } from '../errors.js';
-import { isRoot, requireRoot, rerunAsAgentUser } from '../system/privileges.js';
+import { isRoot, requireAgentReadable, requireRoot, rerunAsAgentUser } from '../system/privileges.js';
 import { VERSION } from './version.js';
 
 // Each command imports what it needs when it runs (zod, pino, execa and croner cost about
@@ -104,8 +104,12 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
     .command('check')
     .description('validate the configuration and every prerequisite of a backup, as a checklist')
     .action(async () => {
-      // Root's client can list what the backup user's grant hides from it: done before the re-run.
-      if (isRoot()) await (await cli.check()).handOverMysqlObjects(await loadAsRoot(program), cancel);
+      // Root's client can list what the backup user's grant hides from it: done before the re-run,
+      // but only once the re-run can happen at all.
+      if (isRoot()) {
+        await requireAgentReadable();
+        await (await cli.check()).handOverMysqlObjects(await loadAsRoot(program), cancel);
+      }
       const config = await prepare(program);
       const [{ runChecks }, { createLogger }, { formatChecklist }] = await Promise.all([
         cli.check(),

@@ -58,7 +58,7 @@ const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] 
 export async function rerunAsAgentUser(): Promise<number | null> {
   if (!isRoot()) return null;
   const user = await agentUser();
-  await requireReadableBy(user, process.argv[1] ?? '');
+  await requireAgentReadable(user);
   const child = spawn(
     'setpriv',
     [
@@ -97,12 +97,15 @@ class UnreadableAgentError extends AgentError {
   readonly exitCode = 78;
 }
 
-async function requireReadableBy(user: SystemUser, script: string): Promise<void> {
-  const blocker = await unreadableBy(user, script);
+/** Root's commands that run again as backup call this before any other work, so it is the first word. */
+export async function requireAgentReadable(user?: SystemUser): Promise<void> {
+  const agent = user ?? (await agentUser());
+  const script = process.argv[1] ?? '';
+  const blocker = await unreadableBy(agent, script);
   if (blocker === undefined) return;
   const mode = blocker.mode.toString(8).padStart(4, '0');
   throw new UnreadableAgentError(
-    `${script} cannot be read by the ${user.name} user, which this command runs as (${blocker.path} is mode ${mode}, owner uid ${blocker.uid}); fix: put the clone where ${user.name} can read it (e.g. /opt or /srv), install the .deb, or use scripts/demo.sh and scripts/test.sh, which run a readable copy`,
+    `${script} cannot be read by the ${agent.name} user, which this command runs as (${blocker.path} is mode ${mode}, owner uid ${blocker.uid}); fix: put the clone where ${agent.name} can read it (e.g. /opt or /srv), install the .deb, or use scripts/demo.sh and scripts/test.sh, which run a readable copy`,
   );
 }
 
