@@ -47,20 +47,25 @@ async function newHome(): Promise<string> {
   return home;
 }
 
+/** A key without passphrase and without expiry: what an unattended host can use. */
+async function generateKey(home: string, userId: string, algorithm: string, usage: string): Promise<void> {
+  await gpg(home, [
+    '--pinentry-mode',
+    'loopback',
+    '--passphrase',
+    '',
+    '--quick-gen-key',
+    userId,
+    algorithm,
+    usage,
+    'never',
+  ]);
+}
+
 export async function makeGpgHome(): Promise<GpgHome> {
   const home = await newHome();
   try {
-    await gpg(home, [
-      '--pinentry-mode',
-      'loopback',
-      '--passphrase',
-      '',
-      '--quick-gen-key',
-      USER_ID,
-      'default',
-      'default',
-      'never',
-    ]);
+    await generateKey(home, USER_ID, 'default', 'default');
     const fingerprint = await primaryFingerprint(home, true);
     await handOver(home);
     return { home, fingerprint };
@@ -76,17 +81,7 @@ export async function makeGpgHome(): Promise<GpgHome> {
  */
 export async function addSigningKey(home: string): Promise<string> {
   const userId = 'backup-agent signing <sign@example.invalid>';
-  await gpg(home, [
-    '--pinentry-mode',
-    'loopback',
-    '--passphrase',
-    '',
-    '--quick-gen-key',
-    userId,
-    'ed25519',
-    'sign',
-    'never',
-  ]);
+  await generateKey(home, userId, 'ed25519', 'sign');
   const { stdout } = await gpg(home, ['--with-colons', '--list-secret-keys', userId]);
   const fingerprint = stdout
     .split('\n')
