@@ -2,11 +2,11 @@
 // that fails does not stop the others; the run fails (exit 1) if any source failed.
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { BackupKind, ChainStatus, KindDecision, SourceOutcome } from '../domain.js';
+import type { BackupKind, ChainStatus, KindDecision, SourceKind, SourceOutcome } from '../domain.js';
 import type { DuplicitySettings } from '../duplicity/command.js';
 import { stopGpgAgent } from '../duplicity/gpg-agent.js';
 import { proveSigningKey } from '../duplicity/signing-key.js';
-import { Duplicity } from '../duplicity/run.js';
+import type { Duplicity } from '../duplicity/run.js';
 import { AgentError, BackupFailedError, InterruptedError, errorMessage } from '../errors.js';
 import { formatBytes } from '../report/format.js';
 import { writeManifest, totalSize } from '../sources/manifest.js';
@@ -15,7 +15,8 @@ import { StagingArea } from '../sources/staging.js';
 import { ensureWritableDirectory } from '../system/directories.js';
 import { acquireRunLock } from '../system/lock.js';
 import { ensureRemoteDirectory } from '../target/remote.js';
-import { type AgentContext, duplicityEnv, duplicitySettings, scratchDirectory } from './context.js';
+import { type AgentContext, duplicitySettings, openDuplicity, scratchDirectory, targetDeadline } from './context.js';
+import type { Deadline } from '../system/run-command.js';
 import { findInterruptedUpload, markUploadFinished, markUploadStarted } from './interrupted-upload.js';
 import { decideKind, planRetention, verifyNewFull } from './plan.js';
 
@@ -74,7 +75,7 @@ async function backupSource(
   const log = logger.child({ source: source.kind });
   const started = Date.now();
   const settings = duplicitySettings(context, source.kind);
-  const duplicity = new Duplicity(runner, settings, duplicityEnv(context));
+  const duplicity = openDuplicity(context, source.kind);
   const staging = new StagingArea(config.agent.staging_dir, source.kind);
   let stage: Stage = 'resume';
   let bytesDumped = 0;
@@ -86,7 +87,7 @@ async function backupSource(
     const dir = await staging.prepare();
     const dumpStarted = new Date();
     try {
-      await source.dump(runner, dir);
+      await source.dump(runner, dir, { ms: config.deadlines.dump, step: `${source.kind} dump`, key: 'deadlines.dump' });
       const manifest = await writeManifest(dir, {
         source: source.kind,
         databases: source.databases,
@@ -166,15 +167,19 @@ async function chainStatusCreatingDirectory(
   const { status, directoryExists } = await duplicity.chainStatusIfPresent();
   if (directoryExists) return status;
   context.logger.info({ source: settings.name }, 'creating %s on the target', duplicity.url);
-  await ensureRemoteDirectory(context.runner, settings.url, settings, scratchDirectory(context.config)).catch(
-    (error: unknown) => {
-      throw new BackupFailedError(
-        `cannot create ${duplicity.url} on the target: ${errorMessage(error)}`,
-        'check target.url and the rights of the target account',
-        { cause: error },
-      );
-    },
-  );
+  await ensureRemoteDirectory(
+    context.runner,
+    settings.url,
+    settings,
+    scratchDirectory(context.config),
+    targetDeadline(context.config, `creating ${settings.name} on the target`),
+  ).catch((error: unknown) => {
+    throw new BackupFailedError(
+      `cannot create ${duplicity.url} on the target: ${errorMessage(error)}`,
+      'check target.url and the rights of the target account',
+      { cause: error },
+    );
+  });
   return status;
 }
 
@@ -187,7 +192,11 @@ async function upload(
 ): Promise<number | null> {
   const cacheDir = context.config.agent.cache_dir;
   await markUploadStarted(cacheDir, source.kind, decision.kind);
-  const bytes = await duplicity.backup(decision.kind, staging.current);
+  const bytes = await duplicity.backup(
+    decision.kind,
+    staging.current,
+    uploadDeadline(context, source.kind, await staging.size()),
+  );
   await markUploadFinished(cacheDir, source.kind);
   return bytes;
 }
@@ -221,6 +230,12 @@ async function resumeInterruptedUpload(
     reason: 'resuming an interrupted upload',
   });
   await duplicity.cleanup();
+}
+
+/** deadlines.upload, plus the time the dump takes at deadlines.upload_rate. */
+function uploadDeadline(context: AgentContext, source: SourceKind, bytes: number): Deadline {
+  const { upload, upload_rate } = context.config.deadlines;
+  return { ms: upload + Math.ceil((bytes / upload_rate) * 1000), step: `${source} upload`, key: 'deadlines.upload' };
 }
 
 function describe(error: unknown): string {

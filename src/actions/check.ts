@@ -3,7 +3,6 @@
 import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { Duplicity } from '../duplicity/run.js';
 import { readPassphrase } from '../duplicity/passphrase.js';
 import { proveSigningKey } from '../duplicity/signing-key.js';
 import { AgentError, errorMessage } from '../errors.js';
@@ -15,15 +14,16 @@ import { ROOT_INVENTORY_VARIABLE, handedOverInventory, listObjectsAsRoot } from 
 import { MysqlSource } from '../sources/mysql/source.js';
 import { ensureWritableDirectory } from '../system/directories.js';
 import { findProgram } from '../system/find-program.js';
-import { CommandRunner } from '../system/run-command.js';
+import { CommandRunner, quickDeadline } from '../system/run-command.js';
 import { ensureRemoteDirectory, probeRemoteWrite } from '../target/remote.js';
 import {
   type AgentContext,
   createContext,
-  duplicityEnv,
+  openDuplicity,
   duplicitySettings,
   enabledSources,
   scratchDirectory,
+  targetDeadline,
 } from './context.js';
 
 export interface CheckItem {
@@ -129,9 +129,10 @@ export async function runChecks(config: Config, logger: Logger, cancel: AbortSig
   for (const source of sources) {
     await check(`target ${source.kind}`, async () => {
       const settings = duplicitySettings(ready, source.kind);
-      const duplicity = new Duplicity(ready.runner, settings, duplicityEnv(ready));
-      await ensureRemoteDirectory(ready.runner, settings.url, settings, scratchDirectory(config));
-      await probeRemoteWrite(ready.runner, settings.url, settings, scratchDirectory(config));
+      const duplicity = openDuplicity(ready, source.kind);
+      const deadline = targetDeadline(config, `checking ${source.kind} on the target`);
+      await ensureRemoteDirectory(ready.runner, settings.url, settings, scratchDirectory(config), deadline);
+      await probeRemoteWrite(ready.runner, settings.url, settings, scratchDirectory(config), deadline);
       const status = await duplicity.chainStatus();
       const sets = status.chains.reduce((sum, chain) => sum + chain.sets.length, 0);
       return `${duplicity.url} is reachable and writable; ${status.chains.length} chain(s), ${sets} backup set(s)`;
@@ -172,6 +173,7 @@ async function checkEncryption(config: Config, runner: CommandRunner): Promise<s
         .run({
           argv: ['gpg', '--homedir', target.gnupg_home, '--batch', '--with-colons', '--list-keys', target.encrypt_key],
           stdout: 'capture',
+          deadline: quickDeadline('gpg --list-keys'),
         })
         .catch((error: unknown) => {
           throw new CheckFailure(

@@ -4,13 +4,15 @@ import type { Config } from '../config/schema.js';
 import type { SourceKind } from '../domain.js';
 import { type DuplicitySettings, type Encryption, duplicityEnvironment } from '../duplicity/command.js';
 import { readPassphrase } from '../duplicity/passphrase.js';
+import { Duplicity } from '../duplicity/run.js';
 import { type DuplicityVersion, parseDuplicityVersion } from '../duplicity/version.js';
 import { BackupFailedError } from '../errors.js';
 import type { Logger } from '../report/logger.js';
 import { InfluxdbSource } from '../sources/influxdb/source.js';
 import { MysqlSource } from '../sources/mysql/source.js';
 import type { DataSource } from '../sources/source.js';
-import { CommandRunner } from '../system/run-command.js';
+import type { SystemUser } from '../system/privileges.js';
+import { CommandRunner, type Deadline, quickDeadline } from '../system/run-command.js';
 import { childUrl } from '../target/rsync-url.js';
 
 export interface AgentContext {
@@ -27,7 +29,11 @@ export async function createContext(config: Config, logger: Logger, cancel: Abor
   const passphrase =
     config.target.encryption === 'symmetric' ? await readPassphrase(config.target.passphrase_file) : '';
   const runner = new CommandRunner(logger, cancel, [passphrase]);
-  const output = await runner.run({ argv: ['duplicity', '--version'], stdout: 'capture' });
+  const output = await runner.run({
+    argv: ['duplicity', '--version'],
+    stdout: 'capture',
+    deadline: quickDeadline('duplicity --version'),
+  });
   const duplicityVersion = parseDuplicityVersion(output.stdout);
   if (duplicityVersion === null) {
     throw new BackupFailedError(
@@ -55,8 +61,16 @@ export function duplicitySettings(context: AgentContext, source: SourceKind): Du
   };
 }
 
-export function duplicityEnv(context: AgentContext): Record<string, string> {
-  return duplicityEnvironment(context.passphrase, context.config.target.gnupg_home);
+/** duplicity for one source's place on the target, with the run's environment and deadlines. */
+export function openDuplicity(context: AgentContext, source: SourceKind, runAs?: SystemUser): Duplicity {
+  const { config } = context;
+  return new Duplicity(
+    context.runner,
+    duplicitySettings(context, source),
+    duplicityEnvironment(context.passphrase, config.target.gnupg_home),
+    { target: config.deadlines.target, restore: config.deadlines.restore },
+    runAs,
+  );
 }
 
 /** Private scratch space on the cache filesystem (volumes, empty dirs for rsync). */
@@ -83,4 +97,14 @@ export async function enabledSources(config: Config, only: readonly SourceKind[]
   if (config.influxdb.enabled && (only.length === 0 || only.includes('influxdb')))
     sources.push(new InfluxdbSource(config.influxdb));
   return sources;
+}
+
+/** The deadline of one step of a restore or verify: the download, the safety dump, the import. */
+export function restoreDeadline(config: Config, step: string): Deadline {
+  return { ms: config.deadlines.restore, step, key: 'deadlines.restore' };
+}
+
+/** The deadline of a call on the target that moves no dump: the chain read, listing, retention. */
+export function targetDeadline(config: Config, step: string): Deadline {
+  return { ms: config.deadlines.target, step, key: 'deadlines.target' };
 }

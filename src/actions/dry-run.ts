@@ -4,11 +4,10 @@
 import { join } from 'node:path';
 import type { BackupKind, KindDecision, SourceKind } from '../domain.js';
 import { backupCommand, cleanupCommand, removeAllButNFullCommand } from '../duplicity/command.js';
-import { Duplicity } from '../duplicity/run.js';
 import { errorMessage } from '../errors.js';
 import type { DataSource, PlannedCommand } from '../sources/source.js';
 import { StagingArea } from '../sources/staging.js';
-import { type AgentContext, duplicityEnv, duplicitySettings } from './context.js';
+import { type AgentContext, openDuplicity, duplicitySettings } from './context.js';
 import { type RetentionPlan, decideKind, planRetention } from './plan.js';
 
 export interface SourcePlan {
@@ -34,7 +33,7 @@ async function planSource(
 ): Promise<SourcePlan> {
   const { config } = context;
   const settings = duplicitySettings(context, source.kind);
-  const duplicity = new Duplicity(context.runner, settings, duplicityEnv(context));
+  const duplicity = openDuplicity(context, source.kind);
   let decision: SourcePlan['decision'];
   // Unknown when the target cannot be read: the plan then shows every retention call a full may make.
   let retention: RetentionPlan = { removeOldChains: true, cleanup: true, reason: 'the target could not be read' };

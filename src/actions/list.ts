@@ -1,9 +1,8 @@
 // The restore points on the target: duplicity's chain status, with sizes from the file listing.
 import type { BackupSet, SourceKind } from '../domain.js';
 import { allSets } from '../duplicity/collection-status.js';
-import { Duplicity } from '../duplicity/run.js';
 import { type RemoteFile, listRemoteFiles } from '../target/remote.js';
-import { type AgentContext, duplicityEnv, duplicitySettings } from './context.js';
+import { type AgentContext, duplicitySettings, openDuplicity, targetDeadline } from './context.js';
 
 export interface RestorePoint extends BackupSet {
   readonly bytes: number;
@@ -17,9 +16,17 @@ export interface SourceListing {
 
 export async function listRestorePoints(context: AgentContext, source: SourceKind): Promise<SourceListing> {
   const settings = duplicitySettings(context, source);
-  const duplicity = new Duplicity(context.runner, settings, duplicityEnv(context));
+  const duplicity = openDuplicity(context, source);
   const { status } = await duplicity.chainStatusIfPresent();
-  const files = status.chains.length === 0 ? [] : await listRemoteFiles(context.runner, settings.url, settings);
+  const files =
+    status.chains.length === 0
+      ? []
+      : await listRemoteFiles(
+          context.runner,
+          settings.url,
+          settings,
+          targetDeadline(context.config, `listing ${source} on the target`),
+        );
   const sizes = sizeBySetTime(files);
   return {
     source,

@@ -25,7 +25,7 @@ import { openRestoreArea, rootDownloadPlace } from '../restore/restore-area.js';
 import type { RestoreTime } from '../restore/restore-point.js';
 import { stopServices } from '../restore/services.js';
 import { lockPath } from './backup.js';
-import { type AgentContext, duplicitySettings } from './context.js';
+import { type AgentContext, duplicitySettings, restoreDeadline } from './context.js';
 
 export interface RestoreRequest {
   readonly source: SourceKind;
@@ -139,7 +139,12 @@ export async function runRestore(context: AgentContext, request: RestoreRequest)
     const stamp = duplicityTime(new Date()).replace(/[-:]/g, '');
 
     if (request.source === 'mysql') {
-      const admin = await MysqlAdmin.create(context.runner, logger, config.mysql);
+      const admin = await MysqlAdmin.create(
+        context.runner,
+        logger,
+        config.mysql,
+        restoreDeadline(config, 'the mysql restore'),
+      );
       const databases: RestoredDatabase[] = [];
       for (const database of request.databases) {
         databases.push(
@@ -166,7 +171,12 @@ export async function runRestore(context: AgentContext, request: RestoreRequest)
       };
     }
 
-    const admin = new InfluxAdmin(context.runner, logger, config.influxdb);
+    const admin = new InfluxAdmin(
+      context.runner,
+      logger,
+      config.influxdb,
+      restoreDeadline(config, 'the influxdb restore'),
+    );
     const services = await stopServices(context.runner, logger, config.influxdb.stop_services);
     const databases: RestoredDatabase[] = [];
     let failure: unknown;
@@ -232,9 +242,10 @@ async function restoreMysqlDatabase(
       'nothing was changed; try an older --time (backup-agent list)',
     );
   }
-  await refuseClientCommands(context.runner, dumpFile);
+  const reading = restoreDeadline(context.config, `reading the dump of ${database}`);
+  await refuseClientCommands(context.runner, dumpFile, reading);
   const target = into ?? database;
-  const expected = await tablesInDump(context.runner, dumpFile);
+  const expected = await tablesInDump(context.runner, dumpFile, reading);
   let safetyCopy: string | null = null;
   if (into !== undefined) {
     if (await admin.exists(into)) {
@@ -404,7 +415,12 @@ function describePlan(context: AgentContext, request: RestoreRequest, set: Backu
 async function sourceCommands(context: AgentContext, request: RestoreRequest, dir: string): Promise<string[]> {
   const safetyDir = join(context.config.agent.restore_dir, 'safety');
   if (request.source === 'mysql') {
-    const admin = await MysqlAdmin.create(context.runner, context.logger, context.config.mysql);
+    const admin = await MysqlAdmin.create(
+      context.runner,
+      context.logger,
+      context.config.mysql,
+      restoreDeadline(context.config, 'the mysql restore'),
+    );
     return request.databases.flatMap((database) =>
       admin.plannedCommands(
         request.into ?? database,
@@ -413,7 +429,12 @@ async function sourceCommands(context: AgentContext, request: RestoreRequest, di
       ),
     );
   }
-  const admin = new InfluxAdmin(context.runner, context.logger, context.config.influxdb);
+  const admin = new InfluxAdmin(
+    context.runner,
+    context.logger,
+    context.config.influxdb,
+    restoreDeadline(context.config, 'the influxdb restore'),
+  );
   return request.databases.flatMap((database) =>
     admin.plannedCommands(
       database,

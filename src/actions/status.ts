@@ -12,9 +12,8 @@ import { type AgentState, type RunRecord, type SourceRun, emptyState, readState 
 import { formatTime } from '../daemon/time-text.js';
 import type { BackupKind, ChainStatus, SourceKind } from '../domain.js';
 import { newestFull } from '../duplicity/collection-status.js';
-import { Duplicity } from '../duplicity/run.js';
 import { errorMessage } from '../errors.js';
-import { type AgentContext, duplicityEnv, duplicitySettings } from './context.js';
+import { type AgentContext, openDuplicity } from './context.js';
 
 export type SourceHealth = 'ok' | 'failing' | 'breach' | 'unknown';
 
@@ -151,7 +150,7 @@ async function readTargets(
   const chains: Partial<Record<SourceKind, ChainStatus>> = {};
   await Promise.all(
     sources.map(async (source) => {
-      const duplicity = new Duplicity(context.runner, duplicitySettings(context, source), duplicityEnv(context));
+      const duplicity = openDuplicity(context, source);
       try {
         const { status } = await duplicity.chainStatusIfPresent();
         chains[source] = status;

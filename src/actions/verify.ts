@@ -16,7 +16,7 @@ import { acquireRunLock } from '../system/lock.js';
 import { agentUser, isRoot } from '../system/privileges.js';
 import { type DownloadPlace, openRestoreArea, ownDownloadPlace, rootDownloadPlace } from '../restore/restore-area.js';
 import { lockPath } from './backup.js';
-import type { AgentContext } from './context.js';
+import { type AgentContext, restoreDeadline } from './context.js';
 
 export interface DrillResult {
   readonly source: SourceKind;
@@ -111,7 +111,10 @@ async function checkInfluxBackups(context: AgentContext, downloaded: DownloadedB
     const dir = join(downloaded.dir, database);
     await checkPortableBackup(database, dir);
     for (const name of (await readdir(dir)).filter((file) => file.endsWith('.tar.gz'))) {
-      await context.runner.run({ argv: ['tar', '--list', '--gzip', '--file', join(dir, name)] });
+      await context.runner.run({
+        argv: ['tar', '--list', '--gzip', '--file', join(dir, name)],
+        deadline: restoreDeadline(context.config, `reading ${name}`),
+      });
     }
   }
   return [`portable backups of ${databases.join(', ')} complete and every shard archive readable`];
@@ -121,14 +124,23 @@ async function importIntoScratch(context: AgentContext, downloaded: DownloadedBa
   const stamp = duplicityTime(new Date()).replace(/[-:TZ]/g, '');
   const findings: string[] = [];
   if (downloaded.source === 'mysql') {
-    const admin = await MysqlAdmin.create(context.runner, context.logger, context.config.mysql);
+    const admin = await MysqlAdmin.create(
+      context.runner,
+      context.logger,
+      context.config.mysql,
+      restoreDeadline(context.config, 'the scratch import'),
+    );
     for (const database of downloaded.databases) {
       const scratch = `${database}_verify_${stamp}`;
       const dumpFile = join(downloaded.dir, `${database}.sql`);
       await admin.createEmpty(scratch);
       try {
         await admin.import(scratch, dumpFile, false);
-        const expected = await tablesInDump(context.runner, dumpFile);
+        const expected = await tablesInDump(
+          context.runner,
+          dumpFile,
+          restoreDeadline(context.config, `reading the dump of ${database}`),
+        );
         const counts = await admin.tableCounts(scratch);
         const missing = expected.filter((table) => !counts.some((row) => row.table === table));
         if (missing.length > 0)
@@ -141,7 +153,12 @@ async function importIntoScratch(context: AgentContext, downloaded: DownloadedBa
     }
     return findings;
   }
-  const admin = new InfluxAdmin(context.runner, context.logger, context.config.influxdb);
+  const admin = new InfluxAdmin(
+    context.runner,
+    context.logger,
+    context.config.influxdb,
+    restoreDeadline(context.config, 'the scratch restore'),
+  );
   for (const database of downloaded.databases) {
     const scratch = `${database}_verify_${stamp}`;
     try {

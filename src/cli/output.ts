@@ -9,7 +9,8 @@ import { formatBytes } from '../report/format.js';
 import type { SourceStatus, StatusReport } from '../actions/status.js';
 import type { DeadlineStatus } from '../daemon/sla.js';
 import type { SourceRun } from '../daemon/state.js';
-import { formatAge as formatHours, formatDuration, formatTime } from '../daemon/time-text.js';
+import { formatAge as formatHours, formatTime } from '../daemon/time-text.js';
+import { formatDuration } from '../report/format.js';
 
 export function formatPlan(plan: BackupPlan): string {
   const lines: string[] = ['Dry run: nothing will be dumped, uploaded or removed.'];

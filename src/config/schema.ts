@@ -18,6 +18,8 @@ import {
   optionalAbsolutePath,
   optionalTimeOfDay,
   rsyncUrl,
+  size,
+  spaceReserve,
   smtpUrl,
   timeZone,
 } from './values.js';
@@ -66,6 +68,11 @@ export const CONFIG_KEYS = {
       '/var/lib/backup-agent/staging',
       'Where dumps are written before upload; one subdirectory per source.',
     ),
+    staging_reserve: key(
+      spaceReserve,
+      '10%',
+      "Free space a dump must leave on the staging filesystem (often the database's own), as a share (10%) or a size (20G); the last dump's size is the estimate, and a dump that runs below it is stopped.",
+    ),
     cache_dir: key(
       absolutePath,
       '/var/cache/backup-agent',
@@ -91,6 +98,33 @@ export const CONFIG_KEYS = {
       absolutePath,
       '/var/lib/backup-agent/state.json',
       'last run and last success per source, of the daemon and of manual runs; read by `status`, the SLA watch and catch-up after a restart.',
+    ),
+  },
+  deadlines: {
+    dump: key(
+      duration,
+      '6h',
+      "Longest a source's dump may take; then it is stopped and the run fails naming the source and the step.",
+    ),
+    upload: key(
+      duration,
+      '1h',
+      'Longest an upload may take, plus the dump size at `upload_rate`; then duplicity and its rsync and ssh are stopped (the next run resumes the upload).',
+    ),
+    upload_rate: key(
+      size,
+      '1M',
+      'Slowest upload speed (bytes per second) the upload deadline allows for, e.g. 1M for 1 MiB/s.',
+    ),
+    target: key(
+      duration,
+      '15m',
+      'Longest each call on the target may take that moves no dump: reading the chain, listing, creating the directory, retention.',
+    ),
+    restore: key(
+      duration,
+      '12h',
+      'Longest each step of a restore or verify may take: the download, the safety dump, the import.',
     ),
   },
   target: {

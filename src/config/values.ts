@@ -12,6 +12,34 @@ export const duration = z
   .regex(/^\d+[smhdw]$/, 'expected a whole number and a unit (s, m, h, d or w), e.g. 8d or 36h')
   .transform((text) => Number(text.slice(0, -1)) * UNIT_MS[text.slice(-1) as keyof typeof UNIT_MS]);
 
+const SIZE_UNITS = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 } as const;
+const SIZE = /^(\d+)([KMGT]?)$/;
+
+function bytesOf(match: RegExpExecArray): number {
+  return Number(match[1]) * SIZE_UNITS[(match[2] ?? '') as keyof typeof SIZE_UNITS];
+}
+
+/** A size in bytes with an optional binary unit: 512K, 1M, 20G. */
+export const size = z
+  .string()
+  .regex(SIZE, 'expected a whole number with an optional unit (K, M, G or T, powers of 1024), e.g. 1M or 20G')
+  .transform((text) => bytesOf(SIZE.exec(text) as RegExpExecArray));
+
+export type SpaceReserve = { readonly bytes: number } | { readonly percent: number };
+
+/** Free space to keep: an absolute size (20G) or a share of the filesystem (10%). */
+export const spaceReserve = z.string().transform((text, context): SpaceReserve => {
+  const share = /^(\d{1,2})%$/.exec(text);
+  if (share) return { percent: Number(share[1]) };
+  const absolute = SIZE.exec(text);
+  if (absolute) return { bytes: bytesOf(absolute) };
+  context.addIssue({
+    code: 'custom',
+    message: 'expected a share of the filesystem (0% to 99%) or a size, e.g. 10% or 20G',
+  });
+  return z.NEVER;
+});
+
 export const boolean = z
   .string()
   .refine((text) => /^(true|false|yes|no|on|off|1|0)$/i.test(text), 'expected true or false')

@@ -7,7 +7,8 @@ import type { BackupKind, SourceKind } from '../domain.js';
 import { formatBytes } from '../report/format.js';
 import type { Breach } from './sla.js';
 import { type AgentState, recordsOfRun } from './state.js';
-import { formatDuration, formatTime } from './time-text.js';
+import { formatDuration } from '../report/format.js';
+import { formatTime } from './time-text.js';
 
 export interface NextRun {
   readonly at: Date;

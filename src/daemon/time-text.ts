@@ -23,18 +23,6 @@ export function formatTime(date: Date, timeZone: string, style: 'full' | 'short'
   return `${day}${part('second') === '00' ? '' : `:${part('second')}`} ${part('timeZoneName')}`;
 }
 
-/** 252000 → "4m12s", 3_780_000 → "1h03m", 900 → "0.9s". */
-export function formatDuration(ms: number): string {
-  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s`;
-  const totalSeconds = Math.round(ms / 1000);
-  const hours = Math.floor(totalSeconds / 3600);
-  const minutes = Math.floor((totalSeconds % 3600) / 60);
-  const seconds = totalSeconds % 60;
-  if (hours > 0) return `${hours}h${String(minutes).padStart(2, '0')}m`;
-  if (minutes > 0) return `${minutes}m${String(seconds).padStart(2, '0')}s`;
-  return `${seconds}s`;
-}
-
 /** Ages for SLA texts: "40 s", "12 min", "27.0 h", "3.2 d". */
 export function formatAge(ms: number): string {
   if (ms < 60_000) return `${Math.round(ms / 1000)} s`;

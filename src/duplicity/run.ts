@@ -1,7 +1,7 @@
 // Runs duplicity operations and turns their failures into operator-facing errors. Command lines
 // come from command.ts; this file only adds the environment and the reading of results.
 import type { BackupKind, ChainStatus } from '../domain.js';
-import { CommandFailedError, type CommandRunner } from '../system/run-command.js';
+import { CommandFailedError, type CommandRunner, type Deadline } from '../system/run-command.js';
 import { formatRsyncUrl } from '../target/rsync-url.js';
 import { parseCollectionStatus } from './collection-status.js';
 import {
@@ -12,7 +12,7 @@ import {
   removeAllButNFullCommand,
   restoreCommand,
 } from './command.js';
-import { explainDuplicityFailure, isMissingTargetDirectory } from './failures.js';
+import { PERMANENT_REFUSAL, explainDuplicityFailure, isMissingTargetDirectory } from './failures.js';
 import { uploadedBytes } from './statistics.js';
 
 export class Duplicity {
@@ -20,6 +20,8 @@ export class Duplicity {
     private readonly runner: CommandRunner,
     private readonly settings: DuplicitySettings,
     private readonly env: Readonly<Record<string, string>>,
+    /** deadlines.target and deadlines.restore, in ms; an upload's deadline depends on its size and is passed in. */
+    private readonly deadlines: { readonly target: number; readonly restore: number },
     /** Root restores run duplicity as the backup user: it owns the cache, the ssh key and known_hosts. */
     private readonly runAs?: { readonly uid: number; readonly gid: number; readonly home: string },
   ) {}
@@ -32,6 +34,7 @@ export class Duplicity {
     const result = await this.run(
       `reading the backup chain at ${this.url}`,
       collectionStatusCommand(this.settings),
+      this.targetDeadline('reading the chain'),
       true,
     );
     return parseCollectionStatus(result.fd3);
@@ -48,10 +51,11 @@ export class Duplicity {
   }
 
   /** Uploads `sourceDir`; returns the bytes that reached the target, when duplicity reports them. */
-  async backup(kind: BackupKind, sourceDir: string): Promise<number | null> {
+  async backup(kind: BackupKind, sourceDir: string, deadline: Deadline): Promise<number | null> {
     const result = await this.run(
       `${kind} upload to ${this.url}`,
       backupCommand(this.settings, kind, sourceDir),
+      deadline,
       false,
     );
     return uploadedBytes(result.stdoutTail);
@@ -61,12 +65,13 @@ export class Duplicity {
     await this.run(
       `removing chains beyond the newest ${keep} at ${this.url}`,
       removeAllButNFullCommand(this.settings, keep),
+      this.targetDeadline('retention'),
       false,
     );
   }
 
   async cleanup(): Promise<void> {
-    await this.run(`cleanup at ${this.url}`, cleanupCommand(this.settings), false);
+    await this.run(`cleanup at ${this.url}`, cleanupCommand(this.settings), this.targetDeadline('cleanup'), false);
   }
 
   /** Restores the backup set of `time` into `destination`, which must not exist yet. */
@@ -74,14 +79,27 @@ export class Duplicity {
     await this.run(
       `download of the backup of ${time.toISOString()} from ${this.url}`,
       restoreCommand(this.settings, duplicityTime(time), destination),
+      { ms: this.deadlines.restore, step: `the ${this.settings.name} download`, key: 'deadlines.restore' },
       false,
     );
   }
 
-  private async run(what: string, argv: readonly [string, ...string[]], captureFd3: boolean) {
+  private targetDeadline(what: string): Deadline {
+    return { ms: this.deadlines.target, step: `${what} of ${this.settings.name}`, key: 'deadlines.target' };
+  }
+
+  private async run(what: string, argv: readonly [string, ...string[]], deadline: Deadline, captureFd3: boolean) {
     try {
       const runAs = this.runAs === undefined ? {} : { runAs: this.runAs };
-      return await this.runner.run({ argv, env: this.env, captureFd3, stdout: 'tail', ...runAs });
+      return await this.runner.run({
+        argv,
+        env: this.env,
+        captureFd3,
+        stdout: 'tail',
+        deadline,
+        stopOn: PERMANENT_REFUSAL,
+        ...runAs,
+      });
     } catch (error) {
       if (error instanceof CommandFailedError && error.signal === undefined) throw explainDuplicityFailure(what, error);
       throw error;

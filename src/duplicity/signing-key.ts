@@ -3,13 +3,14 @@
 // signs with another secret key of the home (or not at all) and the upload still exits 0, so the
 // mistake would surface only at restore, as "Volume was signed by key ..., not ...".
 import { BackupFailedError } from '../errors.js';
-import { CommandFailedError, type CommandRunner } from '../system/run-command.js';
+import { CommandFailedError, type CommandRunner, quickDeadline } from '../system/run-command.js';
 import { stopGpgAgent } from './gpg-agent.js';
 
 export async function proveSigningKey(runner: CommandRunner, gnupgHome: string, key: string): Promise<void> {
   const fix = `as the backup user: gpg --homedir ${gnupgHome} --batch --passphrase '' --quick-gen-key 'backup-agent signing' ed25519 sign never, then set target.sign_key to its fingerprint`;
   try {
     await runner.run({
+      deadline: quickDeadline('proving target.sign_key'),
       argv: [
         'gpg',
         '--homedir',

@@ -4,7 +4,7 @@
 import type { SourceKind } from '../domain.js';
 import type { AlertedBreach, Breach } from '../daemon/sla.js';
 import type { SourceRun } from '../daemon/state.js';
-import { formatDuration } from '../daemon/time-text.js';
+import { formatDuration } from '../report/format.js';
 import { formatBytes } from '../report/format.js';
 import type { MailMessage } from './mail.js';
 

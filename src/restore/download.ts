@@ -3,9 +3,8 @@
 // on the database side here.
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type AgentContext, duplicityEnv, duplicitySettings } from '../actions/context.js';
+import { type AgentContext, openDuplicity } from '../actions/context.js';
 import type { BackupSet, SourceKind } from '../domain.js';
-import { Duplicity } from '../duplicity/run.js';
 import { BackupFailedError, errorMessage } from '../errors.js';
 import { formatBytes } from '../report/format.js';
 import { type Manifest, configuredDatabases, readManifest, totalSize, verifyManifest } from '../sources/manifest.js';
@@ -34,7 +33,7 @@ export async function resolveBackupSet(
   time: RestoreTime,
   runAs?: SystemUser,
 ): Promise<BackupSet> {
-  const duplicity = new Duplicity(context.runner, duplicitySettings(context, source), duplicityEnv(context), runAs);
+  const duplicity = openDuplicity(context, source, runAs);
   const set = chooseBackupSet(await duplicity.chainStatus(), time, duplicity.url);
   await refuseUnencryptedVolumes(context, source, runAs);
   return set;
@@ -52,12 +51,7 @@ export async function downloadBackup(
 ): Promise<DownloadedBackup> {
   const started = Date.now();
   const dir = place.dir;
-  const duplicity = new Duplicity(
-    context.runner,
-    duplicitySettings(context, source),
-    duplicityEnv(context),
-    place.runAs,
-  );
+  const duplicity = openDuplicity(context, source, place.runAs);
   context.logger.info(
     { source, backupTime: set.time.toISOString(), kind: set.kind, dir },
     'downloading the %s backup of %s into %s',

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BackupFailedError, errorMessage } from '../errors.js';
 import type { Logger } from '../report/logger.js';
 import { backupCommand, restoreCommand } from '../sources/influxdb/commands.js';
-import { CommandFailedError, type CommandRunner } from '../system/run-command.js';
+import { CommandFailedError, type CommandRunner, type Deadline } from '../system/run-command.js';
 import { InfluxHttp } from './influx-http.js';
 
 export interface MeasurementCount {
@@ -28,6 +28,8 @@ export class InfluxAdmin {
     private readonly runner: CommandRunner,
     private readonly logger: Logger,
     config: Config['influxdb'],
+    /** Each backup and restore command of the restore. */
+    private readonly deadline: Deadline,
   ) {
     this.http = new InfluxHttp(config.http_url);
     this.host = config.host;
@@ -46,7 +48,7 @@ export class InfluxAdmin {
   }
 
   async safetyBackup(database: string, dir: string): Promise<void> {
-    await this.runner.run({ argv: backupCommand(this.host, database, dir) });
+    await this.runner.run({ argv: backupCommand(this.host, database, dir), deadline: this.deadline });
   }
 
   async drop(database: string): Promise<void> {
@@ -57,7 +59,7 @@ export class InfluxAdmin {
   async restore(database: string, dir: string, newName?: string): Promise<void> {
     const name = newName ?? database;
     try {
-      await this.runner.run({ argv: restoreCommand(this.host, database, dir, newName) });
+      await this.runner.run({ argv: restoreCommand(this.host, database, dir, newName), deadline: this.deadline });
     } catch (error) {
       if (!(error instanceof CommandFailedError)) throw error;
       const output = error.result.stderrTail.join('\n');

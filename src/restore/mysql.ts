@@ -9,7 +9,7 @@ import { formatBytes } from '../report/format.js';
 import type { Logger } from '../report/logger.js';
 import { dumpCommand, importCommand, queryCommand } from '../sources/mysql/commands.js';
 import { findProgram } from '../system/find-program.js';
-import { CommandFailedError, type CommandRunner } from '../system/run-command.js';
+import { CommandFailedError, type CommandRunner, type Deadline } from '../system/run-command.js';
 import { endsWithTrailer } from '../sources/mysql/source.js';
 import type { Argv } from '../sources/source.js';
 
@@ -36,13 +36,20 @@ export class MysqlAdmin {
     private readonly client: string,
     private readonly dumper: string,
     private readonly optionFile: string | null,
+    /** Each statement, dump and import of the restore. */
+    private readonly deadline: Deadline,
   ) {}
 
-  static async create(runner: CommandRunner, logger: Logger, config: Config['mysql']): Promise<MysqlAdmin> {
+  static async create(
+    runner: CommandRunner,
+    logger: Logger,
+    config: Config['mysql'],
+    deadline: Deadline,
+  ): Promise<MysqlAdmin> {
     const client = (await findProgram('mariadb')) ? 'mariadb' : 'mysql';
     const dumper = (await findProgram('mariadb-dump')) ? 'mariadb-dump' : 'mysqldump';
     const optionFile = config.admin_defaults_file === '' ? null : config.admin_defaults_file;
-    return new MysqlAdmin(runner, logger, client, dumper, optionFile);
+    return new MysqlAdmin(runner, logger, client, dumper, optionFile, deadline);
   }
 
   /** The commands a restore of `database` runs, for --dry-run; no safety file means a new database. */
@@ -79,7 +86,11 @@ export class MysqlAdmin {
    * file in root's safety directory, and proven complete before anything is dropped.
    */
   async safetyDump(database: string, file: string): Promise<number> {
-    await this.runner.run({ argv: dumpCommand(this.dumper, this.optionFile, database), stdout: { file } });
+    await this.runner.run({
+      argv: dumpCommand(this.dumper, this.optionFile, database),
+      stdout: { file },
+      deadline: this.deadline,
+    });
     if (!(await endsWithTrailer(file))) {
       throw new BackupFailedError(
         `the safety dump of ${database} (${file}) does not end with "-- Dump completed": it is not a complete copy`,
@@ -126,6 +137,7 @@ export class MysqlAdmin {
         argv: importCommand(this.client, this.optionFile, database),
         stdinFile: dumpFile,
         onStart,
+        deadline: this.deadline,
       });
     } catch (error) {
       if (error instanceof CommandFailedError) {
@@ -161,7 +173,7 @@ export class MysqlAdmin {
 
   private async runSql(argv: Argv, what: string): Promise<string> {
     try {
-      return (await this.runner.run({ argv, stdout: 'capture' })).stdout;
+      return (await this.runner.run({ argv, stdout: 'capture', deadline: this.deadline })).stdout;
     } catch (error) {
       if (error instanceof CommandFailedError) {
         throw new BackupFailedError(
@@ -182,8 +194,9 @@ export class MysqlAdmin {
  * `\! cmd`): mariadb-dump writes none, so one is a forged or damaged dump. The import's sandbox
  * would stop it too, but only after the database was dropped; this check runs before.
  */
-export async function refuseClientCommands(runner: CommandRunner, dumpFile: string): Promise<void> {
+export async function refuseClientCommands(runner: CommandRunner, dumpFile: string, deadline: Deadline): Promise<void> {
   const result = await runner.run({
+    deadline,
     // `\-` alone is the sandbox switch mariadb-dump itself may write; harmless. Only the start of
     // each hit is printed: a forged line may be long.
     argv: [
@@ -209,8 +222,9 @@ export async function refuseClientCommands(runner: CommandRunner, dumpFile: stri
 }
 
 /** The tables a dump creates, read with grep: a 10 GB dump is not read into memory. */
-export async function tablesInDump(runner: CommandRunner, dumpFile: string): Promise<string[]> {
+export async function tablesInDump(runner: CommandRunner, dumpFile: string, deadline: Deadline): Promise<string[]> {
   const result = await runner.run({
+    deadline,
     argv: ['grep', '--text', '--only-matching', '--extended-regexp', '^CREATE TABLE `[^`]+`', dumpFile],
     stdout: 'capture',
     okExitCodes: [0, 1],

@@ -2,7 +2,7 @@
 // restore, so they are stopped first and started again afterwards, whatever happened in between.
 import { access } from 'node:fs/promises';
 import type { Logger } from '../report/logger.js';
-import type { CommandRunner } from '../system/run-command.js';
+import { type CommandRunner, quickDeadline } from '../system/run-command.js';
 
 export interface StoppedServices {
   readonly names: readonly string[];
@@ -19,7 +19,11 @@ export async function stopServices(
   const restart = async (): Promise<string[]> => {
     const failed: string[] = [];
     for (const name of stopped) {
-      const result = await runner.run({ argv: ['systemctl', 'start', name], okExitCodes: [0, 1, 5] });
+      const result = await runner.run({
+        argv: ['systemctl', 'start', name],
+        okExitCodes: [0, 1, 5],
+        deadline: quickDeadline(`starting ${name}`),
+      });
       if (result.exitCode === 0) logger.info({ service: name }, 'started %s again', name);
       else failed.push(name);
     }
@@ -35,12 +39,16 @@ export async function stopServices(
     return { names: stopped, restart };
   }
   for (const name of names) {
-    const active = await runner.run({ argv: ['systemctl', 'is-active', '--quiet', name], okExitCodes: [0, 3, 4] });
+    const active = await runner.run({
+      argv: ['systemctl', 'is-active', '--quiet', name],
+      okExitCodes: [0, 3, 4],
+      deadline: quickDeadline(`asking systemd about ${name}`),
+    });
     if (active.exitCode !== 0) {
       logger.info({ service: name }, '%s is not running (or not installed): nothing to stop', name);
       continue;
     }
-    await runner.run({ argv: ['systemctl', 'stop', name] });
+    await runner.run({ argv: ['systemctl', 'stop', name], deadline: quickDeadline(`stopping ${name}`) });
     stopped.push(name);
     logger.info({ service: name }, 'stopped %s for the restore', name);
   }

@@ -4,7 +4,7 @@
 // collection-status cannot tell: it marks a whole set enc or noenc by the first of its files it
 // lists. With encryption on, the agent never uploads such a volume, so one on the target was planted
 // by whoever can write there (or dates from before encryption was turned on).
-import { type AgentContext, duplicitySettings } from '../actions/context.js';
+import { type AgentContext, duplicitySettings, targetDeadline } from '../actions/context.js';
 import type { SourceKind } from '../domain.js';
 import { BackupFailedError } from '../errors.js';
 import type { SystemUser } from '../system/privileges.js';
@@ -29,7 +29,13 @@ export async function refuseUnencryptedVolumes(
   const { encryption } = context.config.target;
   if (encryption === 'none') return;
   const settings = duplicitySettings(context, source);
-  const files = await listRemoteFiles(context.runner, settings.url, settings, runAs);
+  const files = await listRemoteFiles(
+    context.runner,
+    settings.url,
+    settings,
+    targetDeadline(context.config, `listing ${source} on the target`),
+    runAs,
+  );
   const planted = unencryptedVolumes(files.map((file) => file.name));
   if (planted.length === 0) return;
   const shown = planted.slice(0, 3).join(', ') + (planted.length > 3 ? `, and ${planted.length - 3} more` : '');

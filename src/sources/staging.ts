@@ -6,6 +6,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SourceKind } from '../domain.js';
 import { syncDirectory } from '../system/atomic-write.js';
+import { readManifest, totalSize } from './manifest.js';
 
 export class StagingArea {
   readonly current: string;
@@ -39,6 +40,12 @@ export class StagingArea {
 
   async discard(): Promise<void> {
     await rm(this.next, { recursive: true, force: true });
+  }
+
+  /** Bytes of the staged dump by its manifest; 0 when there is none yet. */
+  async size(): Promise<number> {
+    if (!(await this.hasDump())) return 0;
+    return totalSize((await readManifest(this.current)).files);
   }
 
   async hasDump(): Promise<boolean> {

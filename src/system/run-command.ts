@@ -3,6 +3,8 @@
 // stderr kept for the error message. Children get a parent-death signal so that a kill -9 of the
 // agent does not leave a duplicity or a dump running on its own, and an environment built here,
 // not the caller's: root's HOME or a PATH from root's shell must not reach a child run as backup.
+// Every command has a deadline: a dump stuck on a lock or an rsync on a dead link ends, with its
+// whole process group, and the error names the step.
 import { type ReadStream, type WriteStream, createReadStream, createWriteStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { userInfo } from 'node:os';
@@ -10,11 +12,33 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
+import { AgentError } from '../errors.js';
+import { formatDuration } from '../report/format.js';
 import { CHILD_PATH } from './child-path.js';
 import { createNewFile, openRegularFile } from './root-fs.js';
 
+/** How long a command may run, and what the error calls it when it runs longer. */
+export interface Deadline {
+  readonly ms: number;
+  /** The step, naming the source: "mysql dump", "influxdb upload". */
+  readonly step: string;
+  /** The config key that sets it, for the hint; absent for the fixed deadline of a quick command. */
+  readonly key?: string;
+}
+
+/** Version probes, key checks, stopping a gpg-agent: seconds normally, and never worth more. */
+export function quickDeadline(step: string): Deadline {
+  return { ms: 120_000, step };
+}
+
 export interface CommandSpec {
   readonly argv: readonly [string, ...string[]];
+  readonly deadline: Deadline;
+  /**
+   * stderr lines that mean a failure no retry can fix (a changed host key): the child is stopped at
+   * once instead of retrying, and the error carries the line.
+   */
+  readonly stopOn?: RegExp;
   /** Added to the agent's environment; values are never logged. */
   readonly env?: Readonly<Record<string, string>>;
   /**
@@ -54,6 +78,19 @@ export class CommandFailedError extends Error {
     const tail = result.stderrTail.length > 0 ? `\n${result.stderrTail.join('\n')}` : '';
     super(`${command} failed with ${how}${tail}`);
     this.name = 'CommandFailedError';
+  }
+}
+
+/** The command ran past its deadline; its process group was stopped. */
+export class TimedOutError extends AgentError {
+  readonly exitCode = 1;
+  constructor(readonly deadline: Deadline) {
+    super(
+      `timed out after ${formatDuration(deadline.ms)} in ${deadline.step}`,
+      deadline.key === undefined
+        ? undefined
+        : `if the step is just slow, raise ${deadline.key}; the next run starts afresh`,
+    );
   }
 }
 
@@ -100,13 +137,23 @@ export class CommandRunner {
     stdoutOption: WriteStream | 'pipe',
   ): Promise<CommandResult> {
     const [file, ...args] = this.wrapper(spec);
+    // One stop for the three reasons a child is ended early: the run is cancelled (SIGTERM), the
+    // deadline passes, or stderr shows a failure that retrying cannot fix.
+    const stop = new AbortController();
+    let timedOut = false;
+    let stoppedOn: string | undefined;
+    const end = (): void => {
+      if (stop.signal.aborted) return;
+      stop.abort();
+      signalGroup(child.pid, 'SIGTERM');
+    };
     const child = execa(file, args, {
       stdio: spec.captureFd3 ? [stdin, stdoutOption, 'pipe', 'pipe'] : [stdin, stdoutOption, 'pipe'],
       env: childEnvironment(spec),
       extendEnv: false,
       buffer: false,
       reject: false,
-      cancelSignal: this.cancel,
+      cancelSignal: stop.signal,
       forceKillAfterDelay: KILL_GRACE_MS,
       cwd: spec.cwd,
       // A process group (and session, without a terminal) of its own: a stop reaches what the
@@ -114,18 +161,40 @@ export class CommandRunner {
       detached: true,
     });
     const pid = child.pid;
-    const stopGroup = (): void => signalGroup(pid, 'SIGTERM');
-    this.cancel.addEventListener('abort', stopGroup, { once: true });
+    this.cancel.addEventListener('abort', end, { once: true });
+    if (this.cancel.aborted) end();
+    const timer = setTimeout(() => {
+      timedOut = true;
+      end();
+    }, spec.deadline.ms);
+    // The group is killed outright once the grace is over, even if the child itself already ended.
+    let killer: NodeJS.Timeout | undefined;
+    stop.signal.addEventListener('abort', () => {
+      killer = setTimeout(() => signalGroup(pid, 'SIGKILL'), KILL_GRACE_MS);
+    });
     if (pid !== undefined) spec.onStart?.(pid);
-    const stderrTail = keepTail(child.stderr);
+    const onStderrLine =
+      spec.stopOn === undefined
+        ? undefined
+        : (line: string): void => {
+            if (stoppedOn === undefined && spec.stopOn?.test(line)) {
+              stoppedOn = line;
+              end();
+            }
+          };
+    const stderrTail = keepTail(child.stderr, onStderrLine);
     const stdoutCapture = spec.stdout === 'capture' ? collect(child.stdout) : Promise.resolve('');
     const stdoutTail =
       spec.stdout === 'tail' || spec.stdout === undefined ? keepTail(child.stdout) : Promise.resolve([]);
     const fd3 = spec.captureFd3 ? collect(child.stdio[3]) : Promise.resolve('');
     const outcome = await child;
-    this.cancel.removeEventListener('abort', stopGroup);
+    clearTimeout(timer);
+    this.cancel.removeEventListener('abort', end);
     // What the child left of its group after a stop has had its chance to end with it.
-    if (this.cancel.aborted) signalGroup(pid, 'SIGKILL');
+    if (stop.signal.aborted) {
+      clearTimeout(killer);
+      signalGroup(pid, 'SIGKILL');
+    }
     const result: CommandResult = {
       exitCode: outcome.exitCode ?? 128,
       stdout: await stdoutCapture,
@@ -134,14 +203,31 @@ export class CommandRunner {
       stdoutTail: (await stdoutTail).map((line) => this.redact(line)),
       durationMs: Date.now() - started,
     };
-    const ok = outcome.signal === undefined && (spec.okExitCodes ?? [0]).includes(result.exitCode);
+    const ok =
+      !stop.signal.aborted && outcome.signal === undefined && (spec.okExitCodes ?? [0]).includes(result.exitCode);
     const fields = { argv: shown, exitCode: result.exitCode, signal: outcome.signal, durationMs: result.durationMs };
     if (ok) {
       this.logger.info(fields, '%s finished in %ss', spec.argv[0], seconds(result.durationMs));
       return result;
     }
+    if (timedOut) {
+      this.logger.warn(
+        { ...fields, stderr: result.stderrTail },
+        '%s timed out in %s',
+        spec.argv[0],
+        spec.deadline.step,
+      );
+      throw new TimedOutError(spec.deadline);
+    }
     this.logger.warn({ ...fields, stderr: result.stderrTail }, '%s failed', spec.argv[0]);
-    throw new CommandFailedError(shown.join(' '), result, outcome.isCanceled ? 'SIGTERM' : outcome.signal);
+    if (stoppedOn !== undefined) {
+      // Reported like an exit, so the caller's reading of stderr names the cause.
+      const withLine = result.stderrTail.includes(this.redact(stoppedOn))
+        ? result
+        : { ...result, stderrTail: [...result.stderrTail, this.redact(stoppedOn)] };
+      throw new CommandFailedError(shown.join(' '), withLine, undefined);
+    }
+    throw new CommandFailedError(shown.join(' '), result, this.cancel.aborted ? 'SIGTERM' : outcome.signal);
   }
 
   private wrapper(spec: CommandSpec): [string, ...string[]] {
@@ -176,11 +262,12 @@ function childEnvironment(spec: CommandSpec): Record<string, string> {
   };
 }
 
-function keepTail(stream: Readable | null): Promise<string[]> {
+function keepTail(stream: Readable | null, onLine?: (line: string) => void): Promise<string[]> {
   const lines: string[] = [];
   if (stream === null) return Promise.resolve(lines);
   const reader = createInterface({ input: stream, crlfDelay: Infinity });
   reader.on('line', (line) => {
+    onLine?.(line);
     lines.push(line);
     if (lines.length > TAIL_LINES * 2) lines.splice(0, lines.length - TAIL_LINES);
   });

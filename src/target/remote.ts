@@ -1,7 +1,8 @@
 // The agent's own calls to the target (duplicity does not create directories, and its listing has no sizes).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CommandRunner, CommandSpec } from '../system/run-command.js';
+import { PERMANENT_REFUSAL } from '../duplicity/failures.js';
+import type { CommandRunner, CommandSpec, Deadline } from '../system/run-command.js';
 import { type RsyncUrl, rsyncRemoteSpec } from './rsync-url.js';
 import { type SshAccess, rsyncShell } from './ssh.js';
 
@@ -18,9 +19,12 @@ export async function ensureRemoteDirectory(
   url: RsyncUrl,
   access: SshAccess,
   scratch: string,
+  deadline: Deadline,
 ): Promise<void> {
   await withEmptyDirectory(scratch, (empty) =>
     runner.run({
+      deadline,
+      stopOn: PERMANENT_REFUSAL,
       argv: [
         'rsync',
         '--recursive',
@@ -40,15 +44,22 @@ export async function probeRemoteWrite(
   url: RsyncUrl,
   access: SshAccess,
   scratch: string,
+  deadline: Deadline,
 ): Promise<void> {
   const shell = rsyncShell(url, access);
   await withEmptyDirectory(scratch, async (dir) => {
     const probe = join(dir, PROBE);
     await writeFile(probe, 'written by backup-agent check; safe to delete\n');
-    await runner.run({ argv: ['rsync', '-e', shell, probe, rsyncRemoteSpec(url, true)] });
+    await runner.run({
+      argv: ['rsync', '-e', shell, probe, rsyncRemoteSpec(url, true)],
+      deadline,
+      stopOn: PERMANENT_REFUSAL,
+    });
     await rm(probe);
     // Only the probe is included, so --delete can remove nothing else.
     await runner.run({
+      deadline,
+      stopOn: PERMANENT_REFUSAL,
       argv: [
         'rsync',
         '--recursive',
@@ -68,9 +79,12 @@ export async function listRemoteFiles(
   runner: CommandRunner,
   url: RsyncUrl,
   access: SshAccess,
+  deadline: Deadline,
   runAs?: CommandSpec['runAs'],
 ): Promise<RemoteFile[]> {
   const result = await runner.run({
+    deadline,
+    stopOn: PERMANENT_REFUSAL,
     argv: ['rsync', '--list-only', '--no-human-readable', '-e', rsyncShell(url, access), rsyncRemoteSpec(url, true)],
     stdout: 'capture',
     ...(runAs === undefined ? {} : { runAs }),

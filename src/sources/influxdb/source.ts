@@ -4,7 +4,7 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../../config/schema.js';
 import { BackupFailedError, errorMessage } from '../../errors.js';
-import { CommandFailedError, type CommandRunner } from '../../system/run-command.js';
+import { CommandFailedError, type CommandRunner, type Deadline, quickDeadline } from '../../system/run-command.js';
 import { probeTcp } from '../../system/tcp-probe.js';
 import type { DataSource, PlannedCommand } from '../source.js';
 import { backupCommand, metastoreBackupCommand, versionCommand } from './commands.js';
@@ -35,7 +35,10 @@ export class InfluxdbSource implements DataSource {
     await this.preflight();
     const dir = await mkdtemp(join(scratch, 'influx-check-'));
     try {
-      await runner.run({ argv: metastoreBackupCommand(this.host, dir) });
+      await runner.run({
+        argv: metastoreBackupCommand(this.host, dir),
+        deadline: quickDeadline('backing up the influxdb metastore'),
+      });
     } catch (error) {
       if (!(error instanceof CommandFailedError)) throw error;
       throw new BackupFailedError(
@@ -53,11 +56,14 @@ export class InfluxdbSource implements DataSource {
     return this.databases.map((database) => ({ argv: backupCommand(this.host, database, join(dir, database)) }));
   }
 
-  async dump(runner: CommandRunner, dir: string): Promise<void> {
+  async dump(runner: CommandRunner, dir: string, deadline: Deadline): Promise<void> {
     for (const database of this.databases) {
       const target = join(dir, database);
       try {
-        await runner.run({ argv: backupCommand(this.host, database, target) });
+        await runner.run({
+          argv: backupCommand(this.host, database, target),
+          deadline: { ...deadline, step: `${deadline.step} of ${database}` },
+        });
       } catch (error) {
         if (!(error instanceof CommandFailedError)) throw error;
         const output = error.result.stderrTail.join('\n');
@@ -76,7 +82,11 @@ export class InfluxdbSource implements DataSource {
   }
 
   async toolVersions(runner: CommandRunner): Promise<Record<string, string>> {
-    const result = await runner.run({ argv: versionCommand(), stdout: 'capture' });
+    const result = await runner.run({
+      argv: versionCommand(),
+      stdout: 'capture',
+      deadline: quickDeadline('influxd version'),
+    });
     return { influxd: result.stdout.trim() };
   }
 }

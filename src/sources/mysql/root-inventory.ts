@@ -5,7 +5,7 @@
 // an environment variable is limited in size, and the count stays exact.
 import type { Config } from '../../config/schema.js';
 import { findProgram } from '../../system/find-program.js';
-import { CommandFailedError, type CommandRunner } from '../../system/run-command.js';
+import { CommandFailedError, type CommandRunner, quickDeadline } from '../../system/run-command.js';
 import { queryCommand } from './commands.js';
 import { type RootInventory, capInventory, inventoryQuery, parseInventory, rootInventorySchema } from './objects.js';
 
@@ -22,6 +22,7 @@ export async function listObjectsAsRoot(runner: CommandRunner, config: Config['m
       const result = await runner.run({
         argv: queryCommand(client, optionFile, inventoryQuery(database)),
         stdout: 'capture',
+        deadline: quickDeadline(`listing the objects of ${database}`),
       });
       databases[database] = capInventory(parseInventory(result.stdout), NAMES_PER_KIND);
     }

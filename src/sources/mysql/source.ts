@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Config } from '../../config/schema.js';
 import { BackupFailedError } from '../../errors.js';
 import { findProgram } from '../../system/find-program.js';
-import { CommandFailedError, type CommandRunner } from '../../system/run-command.js';
+import { CommandFailedError, type CommandRunner, type Deadline, quickDeadline } from '../../system/run-command.js';
 import type { DataSource, PlannedCommand } from '../source.js';
 import {
   type DumpObjects,
@@ -53,7 +53,10 @@ export class MysqlSource implements DataSource {
     for (const coverage of await this.coverage(runner)) {
       const { database } = coverage;
       try {
-        await runner.run({ argv: accessCheckCommand(this.program, this.optionFile, database, dumpObjects(coverage)) });
+        await runner.run({
+          argv: accessCheckCommand(this.program, this.optionFile, database, dumpObjects(coverage)),
+          deadline: quickDeadline(`reading the schema of ${database}`),
+        });
       } catch (error) {
         if (error instanceof CommandFailedError) throw explainDumpFailure(database, this.optionFile, error);
         throw error;
@@ -85,7 +88,7 @@ export class MysqlSource implements DataSource {
     return coverages;
   }
 
-  async dump(runner: CommandRunner, dir: string): Promise<void> {
+  async dump(runner: CommandRunner, dir: string, deadline: Deadline): Promise<void> {
     const log = runner.logger.child({ source: this.kind });
     for (const coverage of await this.coverage(runner)) {
       const { database } = coverage;
@@ -103,6 +106,10 @@ export class MysqlSource implements DataSource {
         await runner.run({
           argv: dumpCommand(this.program, this.optionFile, database, dumpObjects(coverage)),
           stdout: { file },
+          // No lock_wait_timeout can be set for mariadb-dump's session (it takes no init command):
+          // a dump waiting on a table lock ends here, and the server drops the waiting session
+          // when the client goes.
+          deadline: { ...deadline, step: `${deadline.step} of ${database}` },
         });
       } catch (error) {
         if (error instanceof CommandFailedError) throw explainDumpFailure(database, this.optionFile, error);
@@ -118,13 +125,23 @@ export class MysqlSource implements DataSource {
   }
 
   async toolVersions(runner: CommandRunner): Promise<Record<string, string>> {
-    const result = await runner.run({ argv: versionCommand(this.program), stdout: 'capture' });
+    const result = await runner.run({
+      argv: versionCommand(this.program),
+      stdout: 'capture',
+      deadline: quickDeadline(`${this.program} --version`),
+    });
     return { [this.program]: result.stdout.trim() };
   }
 
   private async query(runner: CommandRunner, sql: string): Promise<string> {
     try {
-      return (await runner.run({ argv: queryCommand(this.client, this.optionFile, sql), stdout: 'capture' })).stdout;
+      return (
+        await runner.run({
+          argv: queryCommand(this.client, this.optionFile, sql),
+          stdout: 'capture',
+          deadline: quickDeadline('reading the grants and objects'),
+        })
+      ).stdout;
     } catch (error) {
       if (error instanceof CommandFailedError)
         throw explainDumpFailure(this.databases.join(', '), this.optionFile, error);
