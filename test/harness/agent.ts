@@ -21,7 +21,9 @@ export const MYSQL_PASSWORD = 'bk-Secr3t-pw';
 export const MYSQL_DATABASE = 'agama';
 export const INFLUX_DATABASE = 'telegraf';
 
-export type IniOverrides = Partial<Record<'agent' | 'target' | 'mysql' | 'influxdb', Record<string, string> | null>>;
+export type IniOverrides = Partial<
+  Record<'agent' | 'deadlines' | 'target' | 'mysql' | 'influxdb' | 'notify' | 'metrics', Record<string, string> | null>
+>;
 
 export interface AgentResult {
   readonly exitCode: number;

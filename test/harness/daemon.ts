@@ -38,7 +38,7 @@ export async function prepareDaemonFiles(host: AgentHost, smtp?: SmtpSink): Prom
 export async function writeDaemonConfig(
   host: AgentHost,
   files: DaemonFiles,
-  overrides: IniOverrides & { notify?: Record<string, string>; metrics?: Record<string, string> } = {},
+  overrides: IniOverrides = {},
 ): Promise<void> {
   const { notify, metrics, ...pipeline } = overrides;
   await host.writeConfig(pipeline);
