@@ -1,7 +1,7 @@
 // Runs `backup-agent daemon` (the built dist/main.js, as root, dropping to backup like under
 // systemd) against an AgentHost, with its state file, metrics file and alert settings in the
 // host's temp dir, and follows its JSON log lines while it runs.
-import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,26 +31,16 @@ export async function prepareDaemonFiles(host: AgentHost, smtp?: SmtpSink): Prom
   };
 }
 
-/**
- * The host's config plus the daemon's keys. AgentHost.writeConfig knows the four pipeline sections;
- * [notify] and [metrics] are appended here.
- */
+/** The host's config plus the daemon's metrics file. */
 export async function writeDaemonConfig(
   host: AgentHost,
   files: DaemonFiles,
   overrides: IniOverrides = {},
 ): Promise<void> {
-  const { notify, metrics, ...pipeline } = overrides;
-  await host.writeConfig(pipeline);
-  const extra = [
-    ['notify', notify],
-    ['metrics', { textfile: files.metricsFile, ...metrics }],
-  ] as const;
-  for (const [section, values] of extra) {
-    if (values === undefined) continue;
-    const lines = Object.entries(values).map(([key, value]) => `${key} = ${value}`);
-    await appendFile(host.configFile, `\n[${section}]\n${lines.join('\n')}\n`);
-  }
+  await host.writeConfig({
+    ...overrides,
+    metrics: { textfile: files.metricsFile, ...overrides.metrics },
+  });
 }
 
 /** [notify] settings that send to the sink with its login. */
