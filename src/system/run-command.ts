@@ -35,8 +35,9 @@ export interface CommandSpec {
   readonly argv: readonly [string, ...string[]];
   readonly deadline: Deadline;
   /**
-   * stderr lines that mean a failure no retry can fix (a changed host key): the child is stopped at
-   * once instead of retrying, and the error carries the line.
+   * Output lines that mean a failure no retry can fix (a changed host key): the child is stopped at
+   * once instead of retrying, and the error carries the line. Watched on stderr, and on stdout
+   * unless it goes to a file or is captured (duplicity 0.8 prints its retry warnings there).
    */
   readonly stopOn?: RegExp;
   /** Added to the agent's environment; values are never logged. */
@@ -173,7 +174,7 @@ export class CommandRunner {
       killer = setTimeout(() => signalGroup(pid, 'SIGKILL'), KILL_GRACE_MS);
     });
     if (pid !== undefined) spec.onStart?.(pid);
-    const onStderrLine =
+    const onOutputLine =
       spec.stopOn === undefined
         ? undefined
         : (line: string): void => {
@@ -182,10 +183,10 @@ export class CommandRunner {
               end();
             }
           };
-    const stderrTail = keepTail(child.stderr, onStderrLine);
+    const stderrTail = keepTail(child.stderr, onOutputLine);
     const stdoutCapture = spec.stdout === 'capture' ? collect(child.stdout) : Promise.resolve('');
     const stdoutTail =
-      spec.stdout === 'tail' || spec.stdout === undefined ? keepTail(child.stdout) : Promise.resolve([]);
+      spec.stdout === 'tail' || spec.stdout === undefined ? keepTail(child.stdout, onOutputLine) : Promise.resolve([]);
     const fd3 = spec.captureFd3 ? collect(child.stdio[3]) : Promise.resolve('');
     const outcome = await child;
     clearTimeout(timer);

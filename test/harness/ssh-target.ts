@@ -1,4 +1,4 @@
-import { chmod, chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,7 +26,16 @@ export interface SshTarget {
   /** The ssh options the agent needs, e.g. for `rsync -e "ssh ..."`. */
   readonly sshArgs: readonly string[];
   listFiles(sub: string): Promise<RemoteFile[]>;
+  /**
+   * Only with { stallable: true }: while on, every upload into the target (rsync's receiving side)
+   * hangs with the connection open, like a link that stopped moving data; listings still work.
+   */
+  stallUploads(on: boolean): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface SshTargetOptions {
+  readonly stallable?: boolean;
 }
 
 const START_TIMEOUT_MS = 30_000;
@@ -37,8 +46,8 @@ async function tail(path: string, bytes = 4000): Promise<string> {
   return text.slice(-bytes);
 }
 
-function sshdConfig(dir: string, port: number): string {
-  return `Port ${port}
+function sshdConfig(dir: string, port: number, forceCommand: string | null): string {
+  return `${forceCommand === null ? '' : `ForceCommand ${forceCommand}\n`}Port ${port}
 ListenAddress 127.0.0.1
 HostKey ${join(dir, 'ssh_host_ed25519_key')}
 PidFile ${join(dir, 'sshd.pid')}
@@ -81,7 +90,21 @@ function readBanner(port: number): Promise<boolean> {
   });
 }
 
-export async function startSshTarget(): Promise<SshTarget> {
+// sshd runs each command through this instead of the login shell. A pull (--sender) and anything
+// else pass; an upload hangs while the flag file exists. The sleep ends with the session (stop()).
+function stallingWrapper(flag: string): string {
+  return `#!/bin/sh
+if [ -e '${flag}' ]; then
+  case "$SSH_ORIGINAL_COMMAND" in
+    "rsync --server --sender"*) ;;
+    "rsync --server"*) exec sleep 600 ;;
+  esac
+fi
+exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
+`;
+}
+
+export async function startSshTarget(options: SshTargetOptions = {}): Promise<SshTarget> {
   const dir = await makeTempDir('ssh-target');
   const configPath = join(dir, 'sshd_config');
   const logPath = join(dir, 'sshd.log');
@@ -110,7 +133,9 @@ export async function startSshTarget(): Promise<SshTarget> {
       await chown(path, uid, gid);
       await chmod(path, mode);
     }
-    await writeFile(configPath, sshdConfig(dir, port));
+    const wrapper = options.stallable === true ? join(dir, 'force-command') : null;
+    if (wrapper !== null) await writeFile(wrapper, stallingWrapper(join(dir, 'stall-uploads')), { mode: 0o755 });
+    await writeFile(configPath, sshdConfig(dir, port, wrapper));
 
     // Absolute path: sshd refuses to re-exec itself otherwise.
     server = execa('/usr/sbin/sshd', ['-D', '-e', '-f', configPath], {
@@ -132,7 +157,17 @@ export async function startSshTarget(): Promise<SshTarget> {
     await waitForBanner(port, server, logPath);
     await checkLoginAsBackup(sshArgs, logPath);
 
-    const target = makeHandle({ dir, port, targetDir, clientKey, knownHosts, sshArgs, configPath, server });
+    const target = makeHandle({
+      dir,
+      port,
+      targetDir,
+      clientKey,
+      knownHosts,
+      sshArgs,
+      configPath,
+      server,
+      stallable: wrapper !== null,
+    });
     return target;
   } catch (err) {
     if (server !== undefined) await stopSshd(server, configPath);
@@ -230,6 +265,7 @@ interface HandleParts {
   sshArgs: string[];
   configPath: string;
   server: ResultPromise;
+  stallable: boolean;
 }
 
 function whenMissing<T>(fallback: T): (err: NodeJS.ErrnoException) => T {
@@ -240,7 +276,7 @@ function whenMissing<T>(fallback: T): (err: NodeJS.ErrnoException) => T {
 }
 
 function makeHandle(parts: HandleParts): SshTarget {
-  const { dir, port, targetDir, clientKey, knownHosts, sshArgs, configPath, server } = parts;
+  const { dir, port, targetDir, clientKey, knownHosts, sshArgs, configPath, server, stallable } = parts;
 
   const listFiles = async (sub: string): Promise<RemoteFile[]> => {
     const base = join(targetDir, sub);
@@ -255,6 +291,13 @@ function makeHandle(parts: HandleParts): SshTarget {
       if (info) files.push({ name: entry.name, size: info.size });
     }
     return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  };
+
+  const stallUploads = async (on: boolean): Promise<void> => {
+    if (!stallable) throw new Error('stallUploads needs startSshTarget({ stallable: true })');
+    const flag = join(dir, 'stall-uploads');
+    if (on) await writeFile(flag, '');
+    else await rm(flag, { force: true });
   };
 
   let stopped: Promise<void> | undefined;
@@ -272,6 +315,7 @@ function makeHandle(parts: HandleParts): SshTarget {
     knownHosts,
     sshArgs,
     listFiles,
+    stallUploads,
     stop,
   };
 }
