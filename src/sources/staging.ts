@@ -1,11 +1,16 @@
 // Atomic replacement of a source's staging directory. The new dump is built in .<source>.new and
 // swapped in only after it was checked, so a crash, kill -9 or full disk mid-dump leaves the last
 // good dump where it was. Between the two renames of commit() a crash leaves only .<source>.old,
-// which recover() puts back.
+// which recover() puts back. The staging filesystem is often the live database's own, so a dump
+// also keeps agent.staging_reserve free there: a full disk must not reach the database.
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { SpaceReserve } from '../config/values.js';
 import type { SourceKind } from '../domain.js';
+import { BackupFailedError } from '../errors.js';
+import { formatBytes } from '../report/format.js';
 import { syncDirectory } from '../system/atomic-write.js';
+import { describeReserve, headroom, readRoom, watchRoom } from '../system/free-space.js';
 import { readManifest, totalSize } from './manifest.js';
 
 export class StagingArea {
@@ -15,7 +20,7 @@ export class StagingArea {
 
   constructor(
     private readonly root: string,
-    source: SourceKind,
+    private readonly source: SourceKind,
   ) {
     this.current = join(root, source);
     this.next = join(root, `.${source}.new`);
@@ -36,6 +41,45 @@ export class StagingArea {
     await rename(this.next, this.current);
     await syncDirectory(this.root);
     if (hadCurrent) await rm(this.previous, { recursive: true, force: true });
+  }
+
+  /**
+   * Runs `dump` unless the last dump's size (the new one is written beside it until commit) would
+   * take the filesystem below `reserve`. The estimate can be wrong and a first dump has none, so
+   * `dump` gets a signal that stops it, with the reason, once free space falls below the reserve.
+   */
+  async withinReserve(reserve: SpaceReserve, dump: (stop: AbortSignal) => Promise<void>): Promise<void> {
+    // A staged dump whose manifest cannot be read (an older agent's) gives no estimate; the watch
+    // still holds the reserve, and the new dump replaces it.
+    const estimate = await this.size().catch(() => 0);
+    const room = await readRoom(this.root);
+    if (headroom(room, estimate, reserve) < 0) {
+      const needed = estimate > 0 ? `, about ${formatBytes(estimate)} needed (the size of the last dump)` : '';
+      throw new BackupFailedError(
+        `not enough room for the ${this.source} dump in ${this.root}: ${formatBytes(room.free)} free${needed}, ` +
+          `and ${describeReserve(reserve, room.total)} must stay free (agent.staging_reserve); ` +
+          'nothing was dumped and the last dump is kept',
+        ROOM_HINT,
+      );
+    }
+    const watch = watchRoom(
+      this.root,
+      reserve,
+      (low) =>
+        new BackupFailedError(
+          `stopped the ${this.source} dump: free space in ${this.root} fell to ${formatBytes(low.free)}, ` +
+            `below the ${describeReserve(reserve, low.total)} that must stay free (agent.staging_reserve); ` +
+            'the partial dump is removed and the last dump kept',
+          ROOM_HINT,
+        ),
+    );
+    try {
+      await dump(watch.signal);
+      // Space can run out after the last reading: the dump took the reserve all the same.
+      await watch.finish();
+    } finally {
+      watch.stop();
+    }
   }
 
   async discard(): Promise<void> {
@@ -60,6 +104,9 @@ export class StagingArea {
     await rm(this.previous, { recursive: true, force: true });
   }
 }
+
+const ROOM_HINT =
+  'free space on that filesystem, move agent.staging_dir to a filesystem with more room, or lower agent.staging_reserve';
 
 async function exists(path: string): Promise<boolean> {
   try {

@@ -106,6 +106,14 @@ export class CommandRunner {
     private readonly secrets: readonly string[] = [],
   ) {}
 
+  /**
+   * This runner, whose commands also stop when `stop` aborts: one step ends early (a dump filling
+   * its disk) without cancelling the run. An Error given as the reason is what they throw.
+   */
+  stoppedBy(stop: AbortSignal): CommandRunner {
+    return new CommandRunner(this.logger, AbortSignal.any([this.cancel, stop]), this.secrets);
+  }
+
   /** Runs the command to completion; throws CommandFailedError for an exit code outside okExitCodes. */
   async run(spec: CommandSpec): Promise<CommandResult> {
     const shown = this.display(spec.argv);
@@ -228,6 +236,7 @@ export class CommandRunner {
         : { ...result, stderrTail: [...result.stderrTail, this.redact(stoppedOn)] };
       throw new CommandFailedError(shown.join(' '), withLine, undefined);
     }
+    if (this.cancel.aborted && this.cancel.reason instanceof Error) throw this.cancel.reason;
     throw new CommandFailedError(shown.join(' '), result, this.cancel.aborted ? 'SIGTERM' : outcome.signal);
   }
 
