@@ -18,6 +18,10 @@ try {
 } catch (error) {
   exitCode = report(error);
 }
+// A command that a signal ended early says so in its status, whatever error the stop caused on
+// the way (a killed import, a drill that failed); one that finished anyway keeps its own (0 for the
+// daemon's clean stop).
+if (controller.signal.aborted && exitCode !== 0) exitCode = controller.signal.reason === 'SIGINT' ? 130 : 143;
 process.exitCode = exitCode;
 
 function report(error: unknown): number {
@@ -28,6 +32,11 @@ function report(error: unknown): number {
   if (error instanceof AgentError) {
     process.stderr.write(`backup-agent: ${error.message}\n${error.hint === undefined ? '' : `  fix: ${error.hint}\n`}`);
     return error.exitCode;
+  }
+  if (controller.signal.aborted) {
+    // What the stop broke on its way (a killed child), not a bug: no stack trace.
+    process.stderr.write(`backup-agent: stopped by ${String(controller.signal.reason)}: ${errorMessage(error)}\n`);
+    return 1;
   }
   process.stderr.write(
     `backup-agent: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : errorMessage(error)}\n`,

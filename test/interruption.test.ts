@@ -1,15 +1,15 @@
 // kill -9 and SIGTERM in the middle of a dump and of an upload: the last good dump survives, no
-// child is left behind, the lock is free, and the next run completes a chain that restores.
+// child is left behind (after SIGTERM not even the ssh master or the gpg-agent), the lock is free,
+// and the next run completes a chain that restores.
 import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
 import { type AgentHost, MYSQL_DATABASE, makeAgentHost, summaryOf } from './harness/agent.js';
 import { restoreWithDuplicity } from './harness/duplicity.js';
 import { type MariaDb, changeData, seedDatabase, startMariaDb } from './harness/mariadb.js';
-import { lockIsFree } from './harness/leftovers.js';
+import { isRunDaemon, leftoverProcesses, lockIsFree } from './harness/leftovers.js';
 import { fingerprintOfSqlDump } from './harness/restore-check.js';
 import { type SshTarget, startSshTarget } from './harness/ssh-target.js';
 
@@ -43,13 +43,11 @@ async function waitFor(what: string, condition: () => Promise<boolean>, timeoutM
 }
 
 /**
- * Processes whose command line mentions this host's directory, except the two daemons that are
- * designed to outlive a run: the idle ssh connection master (closes itself after 30 s) and the
- * gpg-agent of the gnupg home (stopped at the end of the next run).
+ * What a kill -9 leaves: a killed agent cleans nothing up, so its ssh master (closes itself 30 s
+ * after its last use) and gpg-agent stay until the next run ends them; its children must not.
  */
-async function leftoverProcesses(): Promise<string[]> {
-  const result = await execa('pgrep', ['-af', host.dir], { reject: false });
-  return result.stdout.split('\n').filter((line) => line.trim() !== '' && !/\[mux\]|gpg-agent --homedir/.test(line));
+async function childrenLeft(): Promise<string[]> {
+  return (await leftoverProcesses(host.dir)).filter((line) => !isRunDaemon(line));
 }
 
 async function stagedDump(): Promise<string> {
@@ -63,7 +61,7 @@ test('kill -9 in the middle of the first upload: the next run resumes it and the
   );
   agent.kill('SIGKILL');
   await agent;
-  await waitFor('children to exit after the agent died', async () => (await leftoverProcesses()).length === 0, 15_000);
+  await waitFor('children to exit after the agent died', async () => (await childrenLeft()).length === 0, 15_000);
 
   const next = await host.run(['run']);
   assert.equal(next.exitCode, 0, next.stdout + next.stderr);
@@ -90,11 +88,7 @@ test('kill -9 in the middle of a dump leaves the previous dump untouched and no 
   );
   agent.kill('SIGKILL');
   await agent;
-  await waitFor(
-    'mariadb-dump to exit after the agent died',
-    async () => (await leftoverProcesses()).length === 0,
-    15_000,
-  );
+  await waitFor('mariadb-dump to exit after the agent died', async () => (await childrenLeft()).length === 0, 15_000);
   assert.equal(await stagedDump(), previous, 'the last good dump is byte-for-byte what it was');
 
   const next = await host.run(['run']);
@@ -103,7 +97,7 @@ test('kill -9 in the middle of a dump leaves the previous dump untouched and no 
   assert.match(await stagedDump(), /changed@5/);
 });
 
-test('SIGTERM in the middle of an upload stops the children, frees the lock and exits 143', async () => {
+test('SIGTERM in the middle of an upload leaves no process, not even the ssh master or gpg-agent, and exits 143', async () => {
   await changeData(mariadb, MYSQL_DATABASE, 6);
   await mariadb.sql('UPDATE bulk SET c = MD5(id + 7) WHERE id % 3 = 0', MYSQL_DATABASE);
   const before = new Set((await target.listFiles('mysql')).map((file) => file.name));
@@ -117,11 +111,16 @@ test('SIGTERM in the middle of an upload stops the children, frees the lock and 
   const result = await agent;
   assert.equal(result.exitCode, 143, result.all);
   assert.match(String(result.all), /SIGTERM received, stopping child processes/);
-  assert.deepEqual(await leftoverProcesses(), []);
+  assert.deepEqual(await leftoverProcesses(host.dir), [], 'rsync, ssh, its master and the gpg-agent are gone');
   assert.ok(await lockIsFree(host.cacheDir), 'the lock is released');
 
   const next = await host.run(['run']);
   assert.equal(next.exitCode, 0, next.stdout + next.stderr);
+  assert.ok(
+    next.logs.some((log) => /the incremental upload started .* did not complete; running it again/.test(log.msg)),
+    'the next run resumes the interrupted upload',
+  );
+  assert.deepEqual(await leftoverProcesses(host.dir), [], 'a normal run leaves nothing either');
   const restored = await restoreWithDuplicity(host, target, 'mysql');
   assert.equal(
     await fingerprintOfSqlDump(mariadb, restored, MYSQL_DATABASE),

@@ -3,22 +3,31 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { SourceKind } from '../domain.js';
 import { type DuplicitySettings, type Encryption, duplicityEnvironment } from '../duplicity/command.js';
+import { stopGpgAgent } from '../duplicity/gpg-agent.js';
 import { readPassphrase } from '../duplicity/passphrase.js';
 import { Duplicity } from '../duplicity/run.js';
 import { type DuplicityVersion, parseDuplicityVersion } from '../duplicity/version.js';
-import { BackupFailedError } from '../errors.js';
+import { BackupFailedError, errorMessage } from '../errors.js';
 import type { Logger } from '../report/logger.js';
 import { InfluxdbSource } from '../sources/influxdb/source.js';
 import { MysqlSource } from '../sources/mysql/source.js';
 import type { DataSource } from '../sources/source.js';
+import { acquireRunLock } from '../system/lock.js';
 import type { SystemUser } from '../system/privileges.js';
 import { CommandRunner, type Deadline, quickDeadline } from '../system/run-command.js';
 import { childUrl } from '../target/rsync-url.js';
+import { stopSharedConnection } from '../target/ssh-master.js';
+import { lockPath } from './backup.js';
 
 export interface AgentContext {
   readonly config: Config;
   readonly logger: Logger;
   readonly runner: CommandRunner;
+  /**
+   * For what must happen however the command ends (ending its daemons, starting stopped services,
+   * dropping scratch databases): no cancel reaches it, each command has a quick deadline of its own.
+   */
+  readonly cleanup: CommandRunner;
   readonly cancel: AbortSignal;
   readonly duplicityVersion: DuplicityVersion;
   /** The symmetric passphrase, or '' (duplicity still needs PASSPHRASE set). */
@@ -41,7 +50,50 @@ export async function createContext(config: Config, logger: Logger, cancel: Abor
       'install duplicity 0.8 or newer',
     );
   }
-  return { config, logger, runner, cancel, duplicityVersion, passphrase };
+  return { config, logger, runner, cleanup: cleanupRunner(logger, [passphrase]), cancel, duplicityVersion, passphrase };
+}
+
+/** A runner that a SIGTERM to the agent does not stop: see AgentContext.cleanup. */
+export function cleanupRunner(logger: Logger, secrets: readonly string[] = []): CommandRunner {
+  return new CommandRunner(logger, new AbortController().signal, secrets);
+}
+
+/**
+ * Ends what a command holding the run lock may have left running: the ssh connection master and
+ * the gpg-agent, as `runAs` when root ran them as the backup user. Call it before the lock is
+ * released, on every path: while the lock is held, no other run can be using either.
+ */
+export async function endSession(context: AgentContext, runAs?: SystemUser): Promise<void> {
+  await stopTargetConnection(context.cleanup, context.config, runAs);
+  await stopGpgAgent(context.cleanup, context.config.target.gnupg_home, runAs);
+}
+
+/**
+ * The same for a command that works without the run lock (list, status --remote, check, run
+ * --dry-run), which runs as the backup user. Its gpg-agent is the gnupg home's, which a backup
+ * running meanwhile may be using: it is stopped only under the lock, taken for that moment. While
+ * another run holds the lock, that run stops it when it ends.
+ */
+export async function endLockFreeSession(config: Config, runner: CommandRunner, command: string): Promise<void> {
+  await stopTargetConnection(runner, config);
+  const lock = await acquireRunLock(lockPath(config.agent.cache_dir), `${command} (stopping the gpg-agent)`).catch(
+    (error: unknown) => {
+      runner.logger.debug({ err: errorMessage(error) }, 'the gpg-agent is left to the run that holds the lock');
+      return undefined;
+    },
+  );
+  if (lock === undefined) return;
+  try {
+    await stopGpgAgent(runner, config.target.gnupg_home);
+  } finally {
+    await lock.release();
+  }
+}
+
+function stopTargetConnection(runner: CommandRunner, config: Config, runAs?: SystemUser): Promise<void> {
+  const { agent, target } = config;
+  const access = { sshKey: target.ssh_key, knownHosts: target.known_hosts, controlDir: agent.cache_dir };
+  return stopSharedConnection(runner, target.url, access, runAs);
 }
 
 export function duplicitySettings(context: AgentContext, source: SourceKind): DuplicitySettings {

@@ -25,7 +25,7 @@ import { openRestoreArea, rootDownloadPlace } from '../restore/restore-area.js';
 import type { RestoreTime } from '../restore/restore-point.js';
 import { stopServices } from '../restore/services.js';
 import { lockPath } from './backup.js';
-import { type AgentContext, duplicitySettings, restoreDeadline } from './context.js';
+import { type AgentContext, duplicitySettings, endSession, restoreDeadline } from './context.js';
 
 export interface RestoreRequest {
   readonly source: SourceKind;
@@ -177,7 +177,7 @@ export async function runRestore(context: AgentContext, request: RestoreRequest)
       config.influxdb,
       restoreDeadline(config, 'the influxdb restore'),
     );
-    const services = await stopServices(context.runner, logger, config.influxdb.stop_services);
+    const services = await stopServices(context.runner, context.cleanup, logger, config.influxdb.stop_services);
     const databases: RestoredDatabase[] = [];
     let failure: unknown;
     try {
@@ -217,6 +217,8 @@ export async function runRestore(context: AgentContext, request: RestoreRequest)
       servicesRestarted: restarted,
     };
   } finally {
+    // The download ran as the backup user: its ssh master and gpg-agent are that user's.
+    await endSession(context, user);
     await lock.release();
   }
 }

@@ -13,10 +13,11 @@ import { parseRestoreTime } from '../restore/restore-point.js';
 import { checkPortableBackup } from '../sources/influxdb/source.js';
 import { endsWithTrailer } from '../sources/mysql/source.js';
 import { acquireRunLock } from '../system/lock.js';
+import { quickDeadline } from '../system/run-command.js';
 import { agentUser, isRoot } from '../system/privileges.js';
 import { type DownloadPlace, openRestoreArea, ownDownloadPlace, rootDownloadPlace } from '../restore/restore-area.js';
 import { lockPath } from './backup.js';
-import { type AgentContext, restoreDeadline } from './context.js';
+import { type AgentContext, endSession, restoreDeadline } from './context.js';
 
 export interface DrillResult {
   readonly source: SourceKind;
@@ -42,6 +43,7 @@ export async function runDrill(
   try {
     const results: DrillResult[] = [];
     for (const source of sources) {
+      if (context.cancel.aborted) break;
       const name = `verify-${source}`;
       const place =
         owner === undefined || area === undefined
@@ -51,6 +53,8 @@ export async function runDrill(
     }
     return results;
   } finally {
+    // Root's download ran as the backup user: the ssh master and gpg-agent are that user's.
+    await endSession(context, owner);
     await lock.release();
   }
 }
@@ -133,8 +137,8 @@ async function importIntoScratch(context: AgentContext, downloaded: DownloadedBa
     for (const database of downloaded.databases) {
       const scratch = `${database}_verify_${stamp}`;
       const dumpFile = join(downloaded.dir, `${database}.sql`);
-      await admin.createEmpty(scratch);
       try {
+        await admin.createEmpty(scratch);
         await admin.import(scratch, dumpFile, false);
         const expected = await tablesInDump(
           context.runner,
@@ -148,7 +152,8 @@ async function importIntoScratch(context: AgentContext, downloaded: DownloadedBa
         const rows = counts.reduce((sum, row) => sum + row.rows, 0);
         findings.push(`${database} imports into a scratch database: ${counts.length} table(s), ${rows} row(s)`);
       } finally {
-        await admin.drop(scratch);
+        // On the cleanup runner: after a SIGTERM the drill's own runner starts nothing any more.
+        await admin.through(context.cleanup, quickDeadline(`dropping ${scratch}`)).drop(scratch);
       }
     }
     return findings;
@@ -170,6 +175,7 @@ async function importIntoScratch(context: AgentContext, downloaded: DownloadedBa
         `${database} restores into a scratch database: ${counts.length} measurement(s), ${points} point(s)`,
       );
     } finally {
+      // Through HTTP, which a SIGTERM does not cancel: the scratch database goes in every case.
       if (await admin.exists(scratch)) await admin.drop(scratch);
     }
   }

@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import type { Config } from '../config/schema.js';
 import { type BackupKind, SOURCE_KINDS, type SourceKind } from '../domain.js';
 import { UsageError } from '../errors.js';
+import type { Logger } from '../report/logger.js';
 import { isRoot, requireAgentReadable, requireRoot, rerunAsAgentUser } from '../system/privileges.js';
 import { VERSION } from './version.js';
 
@@ -69,7 +70,10 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
       const context = await (await cli.context()).createContext(config, logger, cancel);
       if (options.dryRun) {
         const [{ planBackup }, { formatPlan }] = await Promise.all([cli.dryRun(), cli.output()]);
-        process.stdout.write(formatPlan(await planBackup(context, sources, kind)));
+        const plan = await lockFree(config, logger, 'backup-agent run --dry-run', () =>
+          planBackup(context, sources, kind),
+        );
+        process.stdout.write(formatPlan(plan));
         return setExitCode(0);
       }
       const [{ runBackup }, { recordManualRun }] = await Promise.all([cli.backup(), cli.recordRun()]);
@@ -93,10 +97,13 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
         cli.list(),
         cli.output(),
       ]);
-      const context = await createContext(config, createLogger({ toStderr: true, level: 'warn' }), cancel);
+      const logger = createLogger({ toStderr: true, level: 'warn' });
+      const context = await createContext(config, logger, cancel);
       const sources = await selectSources(config, source === undefined ? [] : [parseSource(source)]);
-      for (const selected of sources)
-        process.stdout.write(formatListing(await listRestorePoints(context, selected.kind)));
+      await lockFree(config, logger, 'backup-agent list', async () => {
+        for (const selected of sources)
+          process.stdout.write(formatListing(await listRestorePoints(context, selected.kind)));
+      });
       setExitCode(0);
     });
 
@@ -116,7 +123,8 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
         cli.logger(),
         cli.output(),
       ]);
-      const items = await runChecks(config, createLogger({ toStderr: true, level: 'warn' }), cancel);
+      const logger = createLogger({ toStderr: true, level: 'warn' });
+      const items = await lockFree(config, logger, 'backup-agent check', () => runChecks(config, logger, cancel));
       process.stdout.write(formatChecklist(items));
       setExitCode(items.some((item) => item.status === 'fail') ? 1 : 0);
     });
@@ -249,15 +257,30 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
       const config = await prepare(program);
       const [{ createContext }, { createLogger }, { collectStatus }, { formatStatus, formatStatusJson }] =
         await Promise.all([cli.context(), cli.logger(), cli.status(), cli.output()]);
-      const remote = options.remote
-        ? await createContext(config, createLogger({ toStderr: true, level: 'warn' }), cancel)
-        : null;
-      const report = await collectStatus(config, { remote });
+      const logger = createLogger({ toStderr: true, level: 'warn' });
+      const remote = options.remote ? await createContext(config, logger, cancel) : null;
+      const report =
+        remote === null
+          ? await collectStatus(config, { remote })
+          : await lockFree(config, logger, 'backup-agent status --remote', () => collectStatus(config, { remote }));
       process.stdout.write(options.json ? formatStatusJson(report) : formatStatus(report));
       setExitCode(report.healthy ? 0 : 1);
     });
 
   return program;
+}
+
+/**
+ * `work` of a command that runs without the run lock and may reach the target or run gpg, then, on
+ * every path, the end of the ssh master and gpg-agent it may have started (see endLockFreeSession).
+ */
+async function lockFree<T>(config: Config, logger: Logger, command: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } finally {
+    const { cleanupRunner, endLockFreeSession } = await cli.context();
+    await endLockFreeSession(config, cleanupRunner(logger), command);
+  }
 }
 
 /** Root's command runs again as the backup user, and root exits with its status; others load the config. */

@@ -61,7 +61,8 @@ export class InfluxAdmin {
     try {
       await this.runner.run({ argv: restoreCommand(this.host, database, dir, newName), deadline: this.deadline });
     } catch (error) {
-      if (!(error instanceof CommandFailedError)) throw error;
+      // A stop by SIGTERM is not influxd's failure: "check the influxd log" would mislead.
+      if (!(error instanceof CommandFailedError) || error.signal !== undefined) throw error;
       const output = error.result.stderrTail.join('\n');
       if (METADATA_NOT_CHANGED.test(output) && (await this.measurementCounts(name)).length > 0) {
         this.logger.warn({ database: name }, 'influxd said "DB metadata not changed", but %s is there with data', name);

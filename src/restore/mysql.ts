@@ -52,6 +52,11 @@ export class MysqlAdmin {
     return new MysqlAdmin(runner, logger, client, dumper, optionFile, deadline);
   }
 
+  /** The same administration through another runner: a drop that must happen after a SIGTERM too. */
+  through(runner: CommandRunner, deadline: Deadline): MysqlAdmin {
+    return new MysqlAdmin(runner, this.logger, this.client, this.dumper, this.optionFile, deadline);
+  }
+
   /** The commands a restore of `database` runs, for --dry-run; no safety file means a new database. */
   plannedCommands(database: string, dumpFile: string, safetyFile: string | null): string[] {
     return [
@@ -140,7 +145,8 @@ export class MysqlAdmin {
         deadline: this.deadline,
       });
     } catch (error) {
-      if (error instanceof CommandFailedError) {
+      // A stop by SIGTERM keeps its own message: it is not the client's failure.
+      if (error instanceof CommandFailedError && error.signal === undefined) {
         throw new BackupFailedError(
           `importing ${dumpFile} into ${database} failed: ${error.result.stderrTail.at(-1) ?? `exit code ${error.result.exitCode}`}`,
           undefined,

@@ -1,5 +1,7 @@
 // Services that write into InfluxDB (telegraf) would recreate the database in the middle of a
-// restore, so they are stopped first and started again afterwards, whatever happened in between.
+// restore, so they are stopped first and started again afterwards, whatever happened in between:
+// a failure, a deadline, or a SIGTERM to the restore. Starting them again goes through a runner the
+// cancel does not reach, since by then the restore's own runner refuses to start anything.
 import { access } from 'node:fs/promises';
 import type { Logger } from '../report/logger.js';
 import { type CommandRunner, quickDeadline } from '../system/run-command.js';
@@ -10,8 +12,10 @@ export interface StoppedServices {
   restart(): Promise<string[]>;
 }
 
+/** Stops `names` with `runner`; `restart` starts them again with `cleanup`. */
 export async function stopServices(
   runner: CommandRunner,
+  cleanup: CommandRunner,
   logger: Logger,
   names: readonly string[],
 ): Promise<StoppedServices> {
@@ -19,24 +23,42 @@ export async function stopServices(
   const restart = async (): Promise<string[]> => {
     const failed: string[] = [];
     for (const name of stopped) {
-      const result = await runner.run({
-        argv: ['systemctl', 'start', name],
-        okExitCodes: [0, 1, 5],
-        deadline: quickDeadline(`starting ${name}`),
-      });
-      if (result.exitCode === 0) logger.info({ service: name }, 'started %s again', name);
+      const result = await cleanup
+        .run({
+          argv: ['systemctl', 'start', name],
+          okExitCodes: [0, 1, 5],
+          deadline: quickDeadline(`starting ${name}`),
+        })
+        .catch(() => undefined);
+      if (result?.exitCode === 0) logger.info({ service: name }, 'started %s again', name);
       else failed.push(name);
     }
     return failed;
   };
-  if (names.length === 0) return { names: stopped, restart };
+  try {
+    await stopEach(runner, logger, names, stopped);
+  } catch (error) {
+    // Stopped by a SIGTERM or a deadline half-way: what is already down must not stay down.
+    await restart();
+    throw error;
+  }
+  return { names: stopped, restart };
+}
+
+async function stopEach(
+  runner: CommandRunner,
+  logger: Logger,
+  names: readonly string[],
+  stopped: string[],
+): Promise<void> {
+  if (names.length === 0) return;
   if (!(await systemdIsRunning())) {
     logger.warn(
       { services: names },
       'systemd is not running here: cannot stop %s; stop them by hand',
       names.join(', '),
     );
-    return { names: stopped, restart };
+    return;
   }
   for (const name of names) {
     const active = await runner.run({
@@ -48,11 +70,11 @@ export async function stopServices(
       logger.info({ service: name }, '%s is not running (or not installed): nothing to stop', name);
       continue;
     }
-    await runner.run({ argv: ['systemctl', 'stop', name], deadline: quickDeadline(`stopping ${name}`) });
+    // Counted before the stop: systemd finishes a stop job even when systemctl is killed waiting for it.
     stopped.push(name);
+    await runner.run({ argv: ['systemctl', 'stop', name], deadline: quickDeadline(`stopping ${name}`) });
     logger.info({ service: name }, 'stopped %s for the restore', name);
   }
-  return { names: stopped, restart };
 }
 
 async function systemdIsRunning(): Promise<boolean> {

@@ -37,9 +37,20 @@ function sharedConnection(controlDir: string): string[] {
   return ['-oControlMaster=auto', `-oControlPath=${controlDir}/ssh-%C`, '-oControlPersist=30'];
 }
 
+/** Whether ssh shares one connection per target at all (see sharedConnection). */
+export function sharesConnection(access: SshAccess): boolean {
+  return sharedConnection(access.controlDir).length > 0;
+}
+
+/**
+ * ssh as duplicity's rsync backend starts it (`ssh -p PORT -oBatchMode=yes <ssh options>`):
+ * whatever else talks to the connection master must hash to the same %C (host, port, user).
+ */
+export function sshCommand(url: RsyncUrl, access: SshAccess): [string, ...string[]] {
+  return ['ssh', ...(url.port === null ? [] : ['-p', String(url.port)]), '-oBatchMode=yes', ...sshOptions(access)];
+}
+
 /** rsync's -e value. rsync splits it on spaces itself (no shell), so paths must not contain spaces. */
 export function rsyncShell(url: RsyncUrl, access: SshAccess): string {
-  return ['ssh', ...(url.port === null ? [] : ['-p', String(url.port)]), '-oBatchMode=yes', ...sshOptions(access)].join(
-    ' ',
-  );
+  return sshCommand(url, access).join(' ');
 }

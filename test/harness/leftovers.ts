@@ -5,12 +5,23 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 
 /**
- * Processes whose command line mentions `dir`, except the two designed to outlive a run briefly:
- * the idle ssh connection master (closes itself after 30 s) and the gpg-agent of the gnupg home.
+ * Running processes whose command line mentions `dir` or one of `more`: the run's children and
+ * grandchildren, and its two daemons, which are nobody's child any more: the ssh connection master
+ * (`ssh: <cache_dir>/ssh-<hash> [mux]`) and the gpg-agent (`gpg-agent --homedir <gnupg_home>`).
+ * Pass a gnupg home outside `dir` in `more`. Zombies show no command line, so they never match.
  */
-export async function leftoverProcesses(dir: string): Promise<string[]> {
-  const result = await execa('pgrep', ['-af', dir], { reject: false });
-  return result.stdout.split('\n').filter((line) => line.trim() !== '' && !/\[mux\]|gpg-agent --homedir/.test(line));
+export async function leftoverProcesses(dir: string, ...more: string[]): Promise<string[]> {
+  const lines: string[] = [];
+  for (const mentioned of [dir, ...more]) {
+    const result = await execa('pgrep', ['-af', mentioned], { reject: false });
+    lines.push(...result.stdout.split('\n').filter((line) => line.trim() !== ''));
+  }
+  return lines;
+}
+
+/** The two daemons of a run: what a kill -9 of the agent cannot end, and the next run ends. */
+export function isRunDaemon(line: string): boolean {
+  return /\[mux\]|gpg-agent --homedir/.test(line);
 }
 
 /** The run lock is flock(2) on a file that stays: free when nobody holds it, whether the file is there or not. */
