@@ -148,7 +148,7 @@ if [[ -f $lib/node_modules/sd-notify/build/Release/notify.node ]]; then
 fi
 
 install -m 0755 packaging/maintainer/postinst packaging/maintainer/prerm packaging/maintainer/postrm "$stage/DEBIAN/"
-install -m 0644 packaging/conffiles "$stage/DEBIAN/conffiles"
+install -m 0644 packaging/conffiles packaging/triggers "$stage/DEBIAN/"
 
 # Ownership and modes: everything root:root and world-readable, except the conffile, which may
 # name secrets: 0640 root:backup (gid 34 is static in Debian's base-passwd).

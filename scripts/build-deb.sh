@@ -86,6 +86,14 @@ in_root() {
 
 mkdir -p "$cache/apt-archives/partial" "$cache/npm-cache"
 
+# One build at a time per cache: the root and its /build are shared (engineers and e2e tests build
+# in parallel on one machine).
+exec 9>"$cache/build.lock"
+if ! flock --nonblock 9; then
+  log "waiting for another build using $cache"
+  flock 9
+fi
+
 # The marker records which packages the root was made with: a changed list makes a new root.
 marker_text="trixie ${build_packages[*]}"
 if [[ $refresh == yes || ! -f $root/.backup-agent-build-root || $(<"$root/.backup-agent-build-root") != "$marker_text" ]]; then

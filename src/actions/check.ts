@@ -1,7 +1,9 @@
 // `backup-agent check`: every prerequisite of a backup, each proven and reported on one line,
 // like `nginx -t`. It changes nothing except creating missing directories (local and on the target).
-import { readdir, stat, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
+import { access, readdir, stat, statfs } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { DEFAULT_CONFIG_FILE } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { readPassphrase } from '../duplicity/passphrase.js';
 import { proveSigningKey } from '../duplicity/signing-key.js';
@@ -15,6 +17,14 @@ import { MysqlSource } from '../sources/mysql/source.js';
 import { ensureWritableDirectory } from '../system/directories.js';
 import { findProgram } from '../system/find-program.js';
 import { CommandRunner, quickDeadline } from '../system/run-command.js';
+import {
+  UNIT,
+  blockedPaths,
+  canonicalPath,
+  describeBlocked,
+  readUnitSandbox,
+  resolvePaths,
+} from '../system/unit-sandbox.js';
 import { ensureRemoteDirectory, probeRemoteWrite } from '../target/remote.js';
 import {
   type AgentContext,
@@ -97,6 +107,12 @@ export async function runChecks(config: Config, logger: Logger, cancel: AbortSig
     await ensureWritableDirectory(config.target.gnupg_home, 'target.gnupg_home');
     return `${config.agent.cache_dir} is writable`;
   });
+  await check('state file', async () => {
+    await ensureWritableDirectory(dirname(config.agent.state_file), 'agent.state_file');
+    return `${dirname(config.agent.state_file)} is writable`;
+  });
+  if (config.metrics.textfile !== '') await check('metrics file', () => checkMetricsDirectory(config.metrics.textfile));
+  await check('unit sandbox', () => checkSandbox(config, runner));
   const encryptionOk = await check('encryption', () => checkEncryption(config, runner));
   const { sign_key: signKey, gnupg_home: gnupgHome } = config.target;
   if (signKey !== '') {
@@ -150,6 +166,9 @@ export async function handOverMysqlObjects(config: Config, cancel: AbortSignal):
   const runner = new CommandRunner(createLogger({ toStderr: true, level: 'warn' }), cancel);
   process.env[ROOT_INVENTORY_VARIABLE] = JSON.stringify(await listObjectsAsRoot(runner, config.mysql));
 }
+
+// Debian's prometheus-node-exporter reads this directory by default (--collector.textfile.directory).
+const NODE_EXPORTER_DIR = '/var/lib/prometheus/node-exporter';
 
 class CheckFailure extends AgentError {
   readonly exitCode = 1;
@@ -217,6 +236,64 @@ async function checkSshFiles(config: Config): Promise<string> {
     );
   });
   return `${key} is private; host keys from ${knownHosts}`;
+}
+
+/**
+ * The metrics file is replaced by a rename in its directory (node_exporter may read at any time),
+ * so the agent user needs write access to the directory, not just to the file. The directory is
+ * node_exporter's: the agent never creates it.
+ */
+async function checkMetricsDirectory(file: string): Promise<string> {
+  const dir = dirname(file);
+  const isDebians = dir === NODE_EXPORTER_DIR;
+  const info = await stat(dir).catch(() => undefined);
+  if (info?.isDirectory() !== true)
+    throw new CheckFailure(
+      `metrics.textfile = ${file}: the directory ${dir} does not exist`,
+      isDebians
+        ? 'apt install prometheus-node-exporter (its textfile collector reads that directory)'
+        : `as root: install -d -m 0755 ${dir}, and point node_exporter's --collector.textfile.directory at it`,
+    );
+  try {
+    await access(dir, constants.W_OK | constants.X_OK);
+  } catch {
+    throw new CheckFailure(
+      `metrics.textfile = ${file}: the directory ${dir} is not writable for uid ${process.getuid?.() ?? '?'}`,
+      // The package grants this entry itself (postinst); a chmod of the directory can take it back.
+      `as root: setfacl -m u:backup:rwx ${dir}${isDebians ? ' (what the package does when it is installed)' : ''}`,
+    );
+  }
+  return `${dir} is writable; node_exporter reads ${basename(file)} there`;
+}
+
+/** The directories the daemon writes in, by the key that names them. */
+function writtenPaths(config: Config): { key: string; value: string; dir: string }[] {
+  const { agent, target, metrics } = config;
+  return [
+    { key: 'agent.staging_dir', value: agent.staging_dir, dir: agent.staging_dir },
+    { key: 'agent.cache_dir', value: agent.cache_dir, dir: agent.cache_dir },
+    { key: 'agent.state_file', value: agent.state_file, dir: dirname(agent.state_file) },
+    { key: 'target.gnupg_home', value: target.gnupg_home, dir: target.gnupg_home },
+    ...(metrics.textfile === ''
+      ? []
+      : [{ key: 'metrics.textfile', value: metrics.textfile, dir: dirname(metrics.textfile) }]),
+  ];
+}
+
+/** Whether the unit's sandbox lets the daemon write every directory it needs. */
+async function checkSandbox(config: Config, runner: CommandRunner): Promise<string | CheckItem> {
+  const unit = await readUnitSandbox(runner);
+  if (unit === undefined) return `${UNIT} is not installed: no sandbox to check`;
+  const unitConfig = resolve(unit.configFile ?? DEFAULT_CONFIG_FILE);
+  if (resolve(config.file) !== unitConfig) return `not checked: ${UNIT} reads ${unitConfig}, not ${config.file}`;
+  const sandbox = await resolvePaths(unit);
+  const written = await Promise.all(
+    writtenPaths(config).map(async (path) => ({ ...path, dir: await canonicalPath(path.dir) })),
+  );
+  const blocked = blockedPaths(sandbox, written);
+  if (blocked.length === 0)
+    return `${UNIT} lets the daemon write ${[...new Set(written.map((path) => path.dir))].join(', ')}`;
+  return { name: 'unit sandbox', status: 'fail', ...describeBlocked(sandbox, blocked) };
 }
 
 async function freeSpace(config: Config): Promise<string | CheckItem> {

@@ -240,7 +240,7 @@ export const CONFIG_KEYS = {
     textfile: key(
       optionalAbsolutePath,
       '',
-      'node_exporter textfile collector file written after each run, e.g. /var/lib/prometheus/node-exporter/backup_agent.prom; empty: none.',
+      "node_exporter textfile collector file written after each run, e.g. /var/lib/prometheus/node-exporter/backup_agent.prom (Debian's directory: the unit may write it and the package gives the backup user write access there); elsewhere the directory needs ReadWritePaths= in the unit and write access for the backup user (`backup-agent check` names both). Empty: none.",
     ),
   },
 } as const;

@@ -1,6 +1,9 @@
 // Prometheus metrics through node_exporter's textfile collector: after each run (the daemon's or a
 // manual one) one .prom file is rewritten from the state. The file is replaced atomically because node_exporter
-// reads it at any moment, and it is world-readable because node_exporter runs as its own user.
+// reads it at any moment: written as a dot file (the collector reads only *.prom) in the same
+// directory, then renamed, so the agent needs write access to that directory (the unit's
+// ReadWritePaths= and the package's ACL entry on Debian's directory). It is made world-readable
+// explicitly because node_exporter runs as its own user and the unit's UMask=0077 would hide it.
 import type { Config } from '../config/schema.js';
 import { enabledKinds } from '../daemon/next-run.js';
 import type { AgentState } from '../daemon/state.js';
@@ -71,7 +74,12 @@ export async function writeMetrics(config: Config, state: AgentState, log: Logge
   const file = config.metrics.textfile;
   if (file === '') return;
   await writeFileAtomic(file, renderMetrics(state, enabledKinds(config)), 0o644).catch((error: unknown) =>
-    log.error({ file }, 'cannot write the metrics file %s: %s', file, errorMessage(error)),
+    log.error(
+      { file },
+      'cannot write the metrics file %s: %s (backup-agent check names the cause and the fix)',
+      file,
+      errorMessage(error),
+    ),
   );
 }
 

@@ -91,6 +91,34 @@ export class ContainerCommandError extends Error {
   }
 }
 
+/**
+ * apt-get in the container, waiting while another container holds the download cache's lock:
+ * BUILD_CACHE/apt-archives is shared by every container (and test file) running at the time.
+ */
+export async function aptGet(
+  container: Container,
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
+  const ok = options.okExitCodes ?? [0];
+  const deadline = Date.now() + 15 * 60_000;
+  for (;;) {
+    const result = await container.run(['apt-get', ...args], {
+      ...options,
+      okExitCodes: [...ok, 100],
+      env: { DEBIAN_FRONTEND: 'noninteractive', ...options.env },
+    });
+    const locked =
+      result.exitCode === 100 && /Could not get lock \/var\/cache\/apt\/archives\/lock/.test(result.stderr);
+    if (locked && Date.now() < deadline) {
+      await sleep(2000);
+      continue;
+    }
+    if (!ok.includes(result.exitCode)) throw new ContainerCommandError(['apt-get', ...args], result);
+    return result;
+  }
+}
+
 /** Why the e2e tests cannot run here, or undefined when they can. */
 export async function missingPrerequisite(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'needs root (debootstrap, mount, systemd-nspawn)';
@@ -373,4 +401,90 @@ async function withLock(name: string, body: () => Promise<void>): Promise<void> 
   } finally {
     await rmdir(lock);
   }
+}
+
+/**
+ * The README's target steps inside one container: the account `target` on the container's own
+ * sshd, with a backups directory and the backup user's key (/etc/backup-agent/id_ed25519.pub)
+ * authorised. The key must exist already.
+ */
+export async function authorizeOnTarget(container: Container): Promise<void> {
+  const run = (argv: readonly [string, ...string[]]) => container.run(argv, { timeoutMs: 60_000 });
+  const owned = ['-o', 'target', '-g', 'target'] as const;
+  await run(['install', '-d', '-m', '0700', ...owned, '/home/target/.ssh', '/home/target/backups']);
+  await run([
+    'install',
+    '-m',
+    '0600',
+    ...owned,
+    '/etc/backup-agent/id_ed25519.pub',
+    '/home/target/.ssh/authorized_keys',
+  ]);
+}
+
+/**
+ * InfluxDB on the given loopback ports (it reads INFLUXDB_<SECTION>_<KEY> from its environment) and
+ * `unit`, a stand-in for telegraf that only sleeps: what influxdb.stop_services stops. Both are
+ * written, not started; the caller reloads systemd.
+ */
+export async function writeInfluxUnits(
+  container: Container,
+  ports: { readonly rpc: number; readonly http: number },
+  unit: string,
+): Promise<void> {
+  const write = (path: string, lines: readonly string[]) =>
+    container.run(['tee', path], { input: `${lines.join('\n')}\n`, timeoutMs: 60_000 });
+  await container.run(['mkdir', '-p', '/etc/systemd/system/influxdb.service.d'], { timeoutMs: 60_000 });
+  await write('/etc/systemd/system/influxdb.service.d/e2e.conf', [
+    '[Service]',
+    `Environment=INFLUXDB_BIND_ADDRESS=127.0.0.1:${ports.rpc}`,
+    `Environment=INFLUXDB_HTTP_BIND_ADDRESS=127.0.0.1:${ports.http}`,
+    'Environment=INFLUXDB_REPORTING_DISABLED=true',
+  ]);
+  await write(`/etc/systemd/system/${unit}`, [
+    '[Unit]',
+    'Description=stand-in for telegraf (e2e)',
+    '[Service]',
+    'ExecStart=/bin/sleep infinity',
+    '[Install]',
+    'WantedBy=multi-user.target',
+  ]);
+}
+
+/** Writes line-protocol points (seconds) into `db` over InfluxDB's HTTP API, from inside the container. */
+export async function influxWrite(
+  container: Container,
+  url: string,
+  db: string,
+  lines: readonly string[],
+): Promise<void> {
+  await container.run(
+    ['curl', '-sS', '--fail-with-body', '-XPOST', `${url}/write?db=${db}&precision=s`, '--data-binary', '@-'],
+    { input: `${lines.join('\n')}\n`, timeoutMs: 5 * 60_000 },
+  );
+}
+
+/** An InfluxQL statement against `db` over the HTTP API, from inside the container; returns the JSON text. */
+export async function influxQuery(
+  container: Container,
+  url: string,
+  db: string,
+  q: string,
+  method: 'GET' | 'POST' = 'GET',
+): Promise<string> {
+  const result = await container.run(
+    [
+      'curl',
+      '-sS',
+      '--fail-with-body',
+      ...(method === 'GET' ? ['-G'] : ['-XPOST']),
+      `${url}/query`,
+      '--data-urlencode',
+      `db=${db}`,
+      '--data-urlencode',
+      `q=${q}`,
+    ],
+    { timeoutMs: 5 * 60_000 },
+  );
+  return result.stdout;
 }

@@ -3,12 +3,16 @@
 // `systemctl enable --now`, a full and then an incremental backup run by the daemon on its schedule,
 // a restore of both databases after destroying them, a slot skipped while root's restore holds the
 // run lock, a stop in the middle of a run, a reboot across a scheduled slot with the catch-up that
-// follows, and the unit's exposure score.
+// follows, and the unit's exposure score. Monitoring as the README sets it up: Debian's own
+// prometheus-node-exporter, installed first, reads the agent's metrics file from its textfile
+// directory, which the hardened unit writes (ReadWritePaths=, and the ACL entry postinst grants).
+// `check` names a configured path the unit's sandbox would not let the daemon write, and passes
+// once a `systemctl edit` drop-in opens it.
 //
 // The container shares the host's network namespace (container.ts: no --private-network), so nothing
 // in it may listen on a default port: the services are kept from starting during apt (policy-rc.d, as
 // in Debian's own container images), then MariaDB gets skip-networking (the agent uses the socket),
-// InfluxDB and sshd get free ports on 127.0.0.1 before they are started. The rsync target is the
+// InfluxDB, sshd and node_exporter get free ports on 127.0.0.1 before they are started. The rsync target is the
 // container itself: an account `target` reached through that sshd.
 //
 // The trigger: `[agent] schedule = 0 * * * * *` (every minute, seconds field) and full_day set to a
@@ -24,7 +28,17 @@ import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../harness/ports.js';
-import { bootContainer, type Container, missingPrerequisite, packageUnderTest } from './container.js';
+import {
+  aptGet,
+  authorizeOnTarget,
+  bootContainer,
+  type Container,
+  missingPrerequisite,
+  packageUnderTest,
+  influxQuery as queryInflux,
+  influxWrite as writeInflux,
+  writeInfluxUnits,
+} from './container.js';
 
 const REPO = new URL('../../', import.meta.url).pathname;
 const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
@@ -36,6 +50,8 @@ const INFLUX_DB = 'telegraf';
 const STATE_FILE = '/var/lib/backup-agent/state.json';
 const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 const RUN_TIMEOUT_MS = 10 * 60_000;
+const TEXTFILE_DIR = '/var/lib/prometheus/node-exporter';
+const METRICS_FILE = `${TEXTFILE_DIR}/backup_agent.prom`;
 
 /** The ```sh blocks of the README's Configure section, in order. */
 function readmeConfigureBlocks(): string[] {
@@ -70,6 +86,7 @@ describe('the daemon on a freshly booted Debian 13', () => {
   let sshPort = 0;
   let influxRpc = 0;
   let influxHttp = 0;
+  let exporterPort = 0;
   let exposure = Number.NaN;
   let original: string;
 
@@ -88,36 +105,8 @@ describe('the daemon on a freshly booted Debian 13', () => {
     (await run(['mariadb', '--batch', '--skip-column-names', ...(db === undefined ? [] : [db]), '-e', sql])).stdout;
   const influxUrl = () => `http://127.0.0.1:${influxHttp}`;
   const influxQuery = async (q: string, method: 'GET' | 'POST' = 'GET') =>
-    JSON.parse(
-      (
-        await run([
-          'curl',
-          '-sS',
-          '--fail-with-body',
-          ...(method === 'GET' ? ['-G'] : ['-XPOST']),
-          `${influxUrl()}/query`,
-          '--data-urlencode',
-          `db=${INFLUX_DB}`,
-          '--data-urlencode',
-          `q=${q}`,
-        ])
-      ).stdout,
-    ) as unknown;
-  const influxWrite = async (lines: string[]) => {
-    await run(
-      [
-        'curl',
-        '-sS',
-        '--fail-with-body',
-        '-XPOST',
-        `${influxUrl()}/write?db=${INFLUX_DB}&precision=s`,
-        '--data-binary',
-        '@-',
-      ],
-      [0],
-      `${lines.join('\n')}\n`,
-    );
-  };
+    JSON.parse(await queryInflux(container, influxUrl(), INFLUX_DB, q, method)) as unknown;
+  const influxWrite = (lines: string[]) => writeInflux(container, influxUrl(), INFLUX_DB, lines);
   const readState = async (): Promise<StateJson | null> => {
     const result = await run(['cat', STATE_FILE], [0, 1]);
     if (result.exitCode !== 0 || result.stdout.trim() === '') return null;
@@ -196,11 +185,17 @@ describe('the daemon on a freshly booted Debian 13', () => {
     if (missing !== undefined) throw new Error(`cannot run the daemon e2e test: ${missing}`);
     deb = await packageUnderTest(VERSION);
     console.log(`# package ${basename(deb)}: ${(statSync(deb).size / 1024).toFixed(0)} KiB`);
-    [sshPort, influxRpc, influxHttp] = [await freePort(), await freePort(), await freePort()];
+    [sshPort, influxRpc, influxHttp, exporterPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     container = await bootContainer({ label: 'daemon' });
     console.log(
       `# container ${container.name} booted in ${(container.bootMs / 1000).toFixed(1)} s (${container.systemState}); ` +
-        `host network shared: sshd on 127.0.0.1:${sshPort}, influxd RPC ${influxRpc}, HTTP ${influxHttp}, MariaDB socket only`,
+        `host network shared: sshd on 127.0.0.1:${sshPort}, influxd RPC ${influxRpc}, HTTP ${influxHttp}, ` +
+        `node_exporter ${exporterPort}, MariaDB socket only`,
     );
     await container.copyIn(deb, `/root/${basename(deb)}`);
   });
@@ -215,10 +210,13 @@ describe('the daemon on a freshly booted Debian 13', () => {
     // No service may start on the host's network with its default port: keep them stopped during apt.
     await writeFile('/usr/sbin/policy-rc.d', '#!/bin/sh\nexit 101\n');
     await run(['chmod', '0755', '/usr/sbin/policy-rc.d']);
-    await run(['apt-get', 'update', '-q']);
-    await run(['apt-get', 'install', '-y', '-q', `/root/${basename(deb)}`, 'mariadb-server', 'influxdb']);
+    await aptGet(container, ['update', '-q']);
+    // node_exporter before the agent: postinst's configure grants the backup user its directory
+    // (package.test.ts installs it after the agent, through the trigger).
+    await aptGet(container, ['install', '-y', '-q', '--no-install-recommends', 'prometheus-node-exporter']);
+    await aptGet(container, ['install', '-y', '-q', `/root/${basename(deb)}`, 'mariadb-server', 'influxdb']);
     // The test's own tools and the target's sshd.
-    await run(['apt-get', 'install', '-y', '-q', '--no-install-recommends', 'openssh-server', 'curl', 'procps']);
+    await aptGet(container, ['install', '-y', '-q', '--no-install-recommends', 'openssh-server', 'curl', 'procps']);
     await run(['rm', '/usr/sbin/policy-rc.d']);
     console.log(`# apt-get install took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     assert.equal(
@@ -233,29 +231,17 @@ describe('the daemon on a freshly booted Debian 13', () => {
     // MariaDB: the socket only (the agent and root's restore client use it).
     await writeFile('/etc/mysql/mariadb.conf.d/99-e2e.cnf', '[mysqld]\nskip-networking\n');
     // InfluxDB 1.x reads INFLUXDB_<SECTION>_<KEY> from the environment.
-    await run(['mkdir', '-p', '/etc/systemd/system/influxdb.service.d']);
-    await writeFile(
-      '/etc/systemd/system/influxdb.service.d/e2e.conf',
-      [
-        '[Service]',
-        `Environment=INFLUXDB_BIND_ADDRESS=127.0.0.1:${influxRpc}`,
-        `Environment=INFLUXDB_HTTP_BIND_ADDRESS=127.0.0.1:${influxHttp}`,
-        'Environment=INFLUXDB_REPORTING_DISABLED=true',
-        '',
-      ].join('\n'),
-    );
-    await writeFile(
-      `/etc/systemd/system/${STANDIN}`,
-      '[Unit]\nDescription=stand-in for telegraf (e2e)\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n',
-    );
+    await writeInfluxUnits(container, { rpc: influxRpc, http: influxHttp }, STANDIN);
     await writeFile(
       '/etc/ssh/sshd_config.d/e2e.conf',
       `Port ${sshPort}\nListenAddress 127.0.0.1\nPasswordAuthentication no\n`,
     );
     await run(['sshd', '-t']);
+    // Debian's node_exporter reads ARGS from here; its textfile directory stays the default.
+    await writeFile('/etc/default/prometheus-node-exporter', `ARGS="--web.listen-address=127.0.0.1:${exporterPort}"\n`);
     await run(['systemctl', 'daemon-reload']);
     await run(['systemctl', 'enable', '--now', 'mariadb', 'influxdb', STANDIN]);
-    await run(['systemctl', 'restart', 'ssh']);
+    await run(['systemctl', 'restart', 'ssh', 'prometheus-node-exporter']);
     await waitFor('influxd to answer /ping', 120_000, async () => {
       const ping = await run(
         ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', `${influxUrl()}/ping`],
@@ -283,11 +269,11 @@ describe('the daemon on a freshly booted Debian 13', () => {
     await run(['useradd', '--create-home', '--shell', '/bin/sh', 'target']);
     await run(['usermod', '-p', '*', 'target']);
     assert.equal(
-      (await run(['systemctl', 'is-active', 'mariadb', 'influxdb', STANDIN, 'ssh'])).stdout
+      (await run(['systemctl', 'is-active', 'mariadb', 'influxdb', STANDIN, 'ssh', 'prometheus-node-exporter'])).stdout
         .trim()
         .split('\n')
         .join(' '),
-      'active active active active',
+      'active active active active active',
     );
   });
 
@@ -306,29 +292,7 @@ describe('the daemon on a freshly booted Debian 13', () => {
     assert.match(targetBlock, keyscan, 'the README no longer runs ssh-keyscan backup.example.org');
     await sh(targetBlock.replace(keyscan, `ssh-keyscan -p ${sshPort} 127.0.0.1 `));
     // "add /etc/backup-agent/id_ed25519.pub to ~/.ssh/authorized_keys of the account on the target"
-    await run([
-      'install',
-      '-d',
-      '-m',
-      '0700',
-      '-o',
-      'target',
-      '-g',
-      'target',
-      '/home/target/.ssh',
-      '/home/target/backups',
-    ]);
-    await run([
-      'install',
-      '-m',
-      '0600',
-      '-o',
-      'target',
-      '-g',
-      'target',
-      '/etc/backup-agent/id_ed25519.pub',
-      '/home/target/.ssh/authorized_keys',
-    ]);
+    await authorizeOnTarget(container);
     assert.match(
       (await run(['cat', '/etc/backup-agent/known_hosts'])).stdout,
       new RegExp(`^\\[127\\.0\\.0\\.1\\]:${sshPort} ssh-ed25519 `, 'm'),
@@ -356,9 +320,12 @@ describe('the daemon on a freshly booted Debian 13', () => {
       `s|^http_url = .*|http_url = http://127.0.0.1:${influxHttp}|`,
       '-e',
       's|^stop_services = .*|stop_services = telegraf-standin|',
+      '-e',
+      `s|^textfile =.*|textfile = ${METRICS_FILE}|`,
       '/etc/backup-agent.ini',
     ]);
     const ini = (await run(['cat', '/etc/backup-agent.ini'])).stdout;
+    assert.match(ini, new RegExp(`^textfile = ${METRICS_FILE}$`, 'm'));
     assert.match(ini, /^schedule = 0 \* \* \* \* \*$/m);
     assert.match(ini, new RegExp(`^url = rsync://target@127\\.0\\.0\\.1:${sshPort}/backups$`, 'm'));
     assert.match(ini, /^stop_services = telegraf-standin$/m);
@@ -370,6 +337,11 @@ describe('the daemon on a freshly booted Debian 13', () => {
     const check = await run(['runuser', '-u', 'backup', '--', 'backup-agent', 'check'], [0, 1, 78]);
     console.log(check.stdout.replace(/^/gm, '#   '));
     assert.equal(check.exitCode, 0, `backup-agent check failed:\n${check.stdout}\n${check.stderr}`);
+    assert.match(check.stdout, /^\[ ok \] metrics file: /m);
+    assert.match(
+      check.stdout,
+      /^\[ ok \] unit sandbox: backup-agent\.service lets the daemon write .*\/var\/lib\/prometheus\/node-exporter/m,
+    );
     assert.match(checkBlock, /^backup-agent run --dry-run\b/m);
     const dry = await run(['runuser', '-u', 'backup', '--', 'backup-agent', 'run', '--dry-run'], [0, 1]);
     assert.equal(dry.exitCode, 0, `dry run failed:\n${dry.stdout}\n${dry.stderr}`);
@@ -382,6 +354,55 @@ describe('the daemon on a freshly booted Debian 13', () => {
     assert.equal(check.exitCode, 0, `backup-agent check as root failed:\n${check.stdout}\n${check.stderr}`);
     const dry = await run(['backup-agent', 'run', '--dry-run'], [0, 1]);
     assert.equal(dry.exitCode, 0, `backup-agent run --dry-run as root failed:\n${dry.stdout}\n${dry.stderr}`);
+  });
+
+  test("a staging_dir outside the unit's sandbox fails check, naming it and the fix; the drop-in fixes it", async () => {
+    const moved = '/srv/backup-staging';
+    const dropIn = '/etc/systemd/system/backup-agent.service.d/override.conf';
+    await run(['install', '-d', '-o', 'backup', '-g', 'backup', '-m', '0750', moved]);
+    await run(['sed', '-i', `s|^staging_dir = .*|staging_dir = ${moved}|`, '/etc/backup-agent.ini']);
+    try {
+      const refused = await run(['backup-agent', 'check'], [0, 1]);
+      console.log(
+        refused.stdout
+          .split('\n')
+          .filter((line) => /unit sandbox|^ +fix: systemctl edit/.test(line))
+          .map((line) => `#   ${line}`)
+          .join('\n'),
+      );
+      assert.equal(refused.exitCode, 1, refused.stdout);
+      assert.match(
+        refused.stdout,
+        new RegExp(
+          `^\\[FAIL\\] unit sandbox: .*agent\\.staging_dir = ${moved} is read-only under ProtectSystem=strict`,
+          'm',
+        ),
+      );
+      assert.match(
+        refused.stdout,
+        new RegExp(
+          `^ +fix: systemctl edit backup-agent, add the lines "\\[Service\\]" and "ReadWritePaths=${moved}"`,
+          'm',
+        ),
+      );
+
+      // What `systemctl edit backup-agent` leaves behind: the drop-in, then a daemon-reload.
+      await run(['mkdir', '-p', '/etc/systemd/system/backup-agent.service.d']);
+      await writeFile(dropIn, `[Service]\nReadWritePaths=${moved}\n`);
+      await run(['systemctl', 'daemon-reload']);
+      const passed = await run(['backup-agent', 'check'], [0, 1]);
+      assert.equal(passed.exitCode, 0, passed.stdout);
+      assert.match(passed.stdout, new RegExp(`^\\[ ok \\] unit sandbox: .*${moved}`, 'm'));
+    } finally {
+      await run([
+        'sed',
+        '-i',
+        's|^staging_dir = .*|staging_dir = /var/lib/backup-agent/staging|',
+        '/etc/backup-agent.ini',
+      ]);
+      await run(['rm', '-f', dropIn]);
+      await run(['systemctl', 'daemon-reload']);
+    }
   });
 
   test('systemctl enable --now: active (running), READY through Type=notify, STATUS shown', async () => {
@@ -429,6 +450,36 @@ describe('the daemon on a freshly booted Debian 13', () => {
       assert.match(list.stdout, /incremental/);
     }
     assert.match(await journal(), /scheduled|catch-up/);
+  });
+
+  test("Debian's node_exporter serves the daemon's metrics from its textfile directory, without a scrape error", async () => {
+    const state = await readState();
+    const success = state?.sources.mysql?.lastSuccess;
+    assert.ok(success, JSON.stringify(state));
+    // Written by the daemon under the unit (UMask=0077), readable by node_exporter's own user.
+    assert.equal((await run(['stat', '--format=%U %a', METRICS_FILE])).stdout.trim(), 'backup 644');
+    const metrics = (await run(['curl', '-sS', '--fail', `http://127.0.0.1:${exporterPort}/metrics`])).stdout;
+    const value = (series: string) =>
+      metrics
+        .split('\n')
+        .find((text) => text.startsWith(`${series} `))
+        ?.slice(series.length + 1);
+    console.log(
+      metrics
+        .split('\n')
+        .filter((text) => /^backup_agent_last_success|^node_textfile/.test(text))
+        .map((text) => `#   ${text}`)
+        .join('\n'),
+    );
+    // Go prints the values in exponent form (1.7645e+09): compared as numbers.
+    assert.equal(
+      Number(value('backup_agent_last_success_timestamp_seconds{source="mysql"}')),
+      Math.floor(new Date(success.startedAt).getTime() / 1000),
+    );
+    assert.equal(Number(value('backup_agent_last_run_success{source="influxdb"}')), 1);
+    // node_exporter 1.9 labels the file with its path (1.5: its name).
+    assert.match(metrics, /^node_textfile_mtime_seconds\{file="[^"]*backup_agent\.prom"\} \S+$/m);
+    assert.equal(value('node_textfile_scrape_error'), '0');
   });
 
   test('after the data is destroyed, restore mysql and restore influxdb bring it back equal', async () => {

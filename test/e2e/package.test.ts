@@ -1,5 +1,7 @@
 // The .deb on a freshly booted Debian 13 (systemd as PID 1): install, what the package leaves on the
-// system, the unit's verification and exposure score, a sandbox probe, remove and purge.
+// system, the unit's verification and exposure score, a sandbox probe, Debian's prometheus-node-exporter
+// installed afterwards (the package's trigger gives the running daemon its textfile directory),
+// remove and purge.
 // The daemon's own steps (enable --now, a backup through the daemon, restore, reboot) are proven by
 // daemon.test.ts.
 //
@@ -11,12 +13,16 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { bootContainer, type Container, missingPrerequisite, packageUnderTest } from './container.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../harness/ports.js';
+import { aptGet, bootContainer, type Container, missingPrerequisite, packageUnderTest } from './container.js';
 
 const REPO = new URL('../../', import.meta.url).pathname;
 const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 const MAX_EXPOSURE = 2.5;
 const UNIT = 'backup-agent.service';
+const TEXTFILE_DIR = '/var/lib/prometheus/node-exporter';
+const METRICS_FILE = `${TEXTFILE_DIR}/backup_agent.prom`;
 
 describe('the .deb on a freshly booted Debian 13', () => {
   const started = Date.now();
@@ -26,6 +32,10 @@ describe('the .deb on a freshly booted Debian 13', () => {
     container.run(argv, { okExitCodes: okExitCodes ?? [0], env: { DEBIAN_FRONTEND: 'noninteractive' } });
   const stat = async (path: string) => (await inContainer(['stat', '--format=%a %U %G', path])).stdout.trim();
   const exists = async (path: string) => (await inContainer(['test', '-e', path], [0, 1])).exitCode === 0;
+  const mainPid = async () =>
+    (await inContainer(['systemctl', 'show', '--value', '--property=MainPID', UNIT])).stdout.trim();
+  const acl = async (path: string) =>
+    (await inContainer(['getfacl', '--absolute-names', '--omit-header', path])).stdout;
 
   before(async () => {
     const missing = await missingPrerequisite();
@@ -49,9 +59,9 @@ describe('the .deb on a freshly booted Debian 13', () => {
 
   test('apt-get install ./backup-agent_*.deb succeeds on the fresh system', async () => {
     const t0 = Date.now();
-    await inContainer(['apt-get', 'update', '-q']);
+    await aptGet(container, ['update', '-q']);
     // As an operator would: recommends included (mariadb-client).
-    await inContainer(['apt-get', 'install', '-y', '-q', `/root/${basename(deb)}`]);
+    await aptGet(container, ['install', '-y', '-q', `/root/${basename(deb)}`]);
     const installedSize = (
       await inContainer(['dpkg-query', '--show', '--showformat=${Installed-Size}', 'backup-agent'])
     ).stdout.trim();
@@ -107,7 +117,7 @@ describe('the .deb on a freshly booted Debian 13', () => {
   test('systemd-analyze verify is clean', async () => {
     // verify runs `man` for each Documentation=man: link; a minbase system has no man-db, and then
     // every unit fails that check. A standard Debian install has it: so does this test.
-    await inContainer(['apt-get', 'install', '-y', '-q', '--no-install-recommends', 'man-db']);
+    await aptGet(container, ['install', '-y', '-q', '--no-install-recommends', 'man-db']);
     const result = await inContainer(['systemd-analyze', 'verify', `/usr/lib/systemd/system/${UNIT}`], [0, 1]);
     assert.equal(`${result.stdout}${result.stderr}`.trim(), '', 'systemd-analyze verify printed something');
     assert.equal(result.exitCode, 0);
@@ -143,10 +153,78 @@ describe('the .deb on a freshly booted Debian 13', () => {
     assert.doesNotMatch(journal, /SIGSYS|status=31/);
   });
 
+  test('prometheus-node-exporter installed while the daemon runs: the trigger grants its directory and restarts the daemon into it', async () => {
+    // The least the daemon starts with. Its runs fail here (no databases), which does not matter:
+    // it writes the metrics file when it starts.
+    await inContainer([
+      'sed',
+      '-i',
+      '-e',
+      's|^url = .*|url = rsync://nobody@127.0.0.1:1/backups|',
+      '-e',
+      `s|^textfile =.*|textfile = ${METRICS_FILE}|`,
+      '/etc/backup-agent.ini',
+    ]);
+    await inContainer(['systemctl', 'start', UNIT]);
+    const before = await mainPid();
+    // node_exporter starts at once on install: on a free loopback port, as the host network is shared.
+    const port = await freePort();
+    await container.run(['tee', '/etc/default/prometheus-node-exporter'], {
+      input: `ARGS="--web.listen-address=127.0.0.1:${port}"\n`,
+    });
+    const install = await aptGet(container, [
+      'install',
+      '-y',
+      '-q',
+      '--no-install-recommends',
+      '-o',
+      'Dpkg::Options::=--force-confold',
+      'prometheus-node-exporter',
+      'curl',
+    ]);
+    assert.match(install.stdout, /Processing triggers for backup-agent/);
+    assert.match(
+      install.stdout,
+      /backup-agent: restarting the service so that it can write \/var\/lib\/prometheus\/node-exporter/,
+    );
+    const after = await mainPid();
+    assert.notEqual(after, before, 'the daemon was not restarted');
+    assert.equal((await inContainer(['systemctl', 'is-active', UNIT])).stdout.trim(), 'active');
+
+    // Owner and mode as its package made them, plus the backup user's entry (the mask shows as group).
+    assert.equal(await stat(TEXTFILE_DIR), '775 root root');
+    const entries = await acl(TEXTFILE_DIR);
+    assert.match(entries, /^user:backup:rwx$/m);
+    assert.match(entries, /^group::r-x$/m);
+    assert.match(entries, /^other::r-x$/m);
+
+    let metrics = '';
+    for (let attempt = 0; attempt < 30 && !/backup_agent\.prom/.test(metrics); attempt++) {
+      await sleep(1000);
+      metrics = (await inContainer(['curl', '-sS', `http://127.0.0.1:${port}/metrics`], [0, 7])).stdout;
+    }
+    assert.equal(await stat(METRICS_FILE), '644 backup backup');
+    assert.match(metrics, /^node_textfile_mtime_seconds\{file="[^"]*backup_agent\.prom"\} \S+$/m);
+    // Read and parsed; its series come with the first run (daemon.test.ts).
+    assert.match(metrics, /^node_textfile_scrape_error 0$/m);
+    // A later node_exporter upgrade finds the daemon's sandbox complete: no second restart.
+    await aptGet(container, [
+      'install',
+      '-y',
+      '-q',
+      '--reinstall',
+      '-o',
+      'Dpkg::Options::=--force-confold',
+      'prometheus-node-exporter',
+    ]);
+    assert.equal(await mainPid(), after, 'restarted although its sandbox already had the directory');
+    await inContainer(['systemctl', 'stop', UNIT]);
+  });
+
   test('an upgrade (reinstall) keeps the enablement and does not start a stopped service', async () => {
     // postinst try-restarts on upgrade: a running service is restarted, a stopped one stays stopped.
     await inContainer(['systemctl', 'enable', UNIT]);
-    await inContainer(['apt-get', 'install', '-y', '-q', '--reinstall', `/root/${basename(deb)}`]);
+    await aptGet(container, ['install', '-y', '-q', '--reinstall', `/root/${basename(deb)}`]);
     assert.equal((await inContainer(['systemctl', 'is-enabled', UNIT])).stdout.trim(), 'enabled');
     assert.equal((await inContainer(['systemctl', 'is-active', UNIT], [3])).stdout.trim(), 'inactive');
     await inContainer(['systemctl', 'disable', UNIT]);
@@ -165,14 +243,16 @@ describe('the .deb on a freshly booted Debian 13', () => {
       await inContainer(['runuser', '-u', 'backup', '--', 'touch', file]);
     }
 
-    await inContainer(['apt-get', 'remove', '-y', '-q', 'backup-agent']);
+    await aptGet(container, ['remove', '-y', '-q', 'backup-agent']);
     assert.equal(await exists('/usr/bin/backup-agent'), false);
+    assert.doesNotMatch(await acl(TEXTFILE_DIR), /backup/, "remove takes back the backup user's ACL entry");
+    assert.equal(await stat(TEXTFILE_DIR), '755 root root');
     assert.equal(await exists(`/usr/lib/systemd/system/${UNIT}`), false);
     assert.equal(await exists('/etc/backup-agent.ini'), true, 'remove keeps the conffile');
     assert.equal(await exists('/var/lib/backup-agent/state.json'), true, 'remove keeps state');
     assert.equal(await exists('/var/cache/backup-agent/duplicity/x'), true, 'remove keeps the cache');
 
-    await inContainer(['apt-get', 'purge', '-y', '-q', 'backup-agent']);
+    await aptGet(container, ['purge', '-y', '-q', 'backup-agent']);
     assert.equal(await exists('/etc/backup-agent.ini'), false, 'purge removes the conffile');
     assert.equal(await exists('/var/lib/backup-agent/state.json'), false, 'purge removes state.json');
     assert.equal(await exists('/var/cache/backup-agent'), false, 'purge removes the cache');
