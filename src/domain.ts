@@ -30,6 +30,15 @@ export interface ChainStatus {
 export interface KindDecision {
   readonly kind: BackupKind;
   readonly reason: string;
+  /** Set when the agent took a full on its own to get past a fault (a broken chain, a moved staging_dir). */
+  readonly heal?: HealNotice;
+}
+
+/** A fault the agent got past by itself: logged, kept in the state file, shown by status, mailed once. */
+export interface HealNotice {
+  readonly kind: 'broken-chain' | 'damaged-cache' | 'staging-moved';
+  /** One sentence naming the cause and what was done about it. */
+  readonly reason: string;
 }
 
 export interface ManifestFile {
@@ -56,6 +65,8 @@ export type SourceOutcome =
       readonly bytesDumped: number;
       readonly bytesUploaded: number | null;
       readonly durationMs: number;
+      /** Faults this run healed; absent or empty: none. */
+      readonly notices?: readonly HealNotice[];
     }
   | {
       readonly source: SourceKind;

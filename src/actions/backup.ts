@@ -2,10 +2,12 @@
 // that fails does not stop the others; the run fails (exit 1) if any source failed.
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { BackupKind, ChainStatus, KindDecision, SourceKind, SourceOutcome } from '../domain.js';
+import type { BackupKind, ChainStatus, HealNotice, KindDecision, SourceKind, SourceOutcome } from '../domain.js';
+import { findCacheDamage, mayBeCacheFault, moveCacheAside } from '../duplicity/cache-health.js';
+import { chainHeal } from '../duplicity/chain-health.js';
 import type { DuplicitySettings } from '../duplicity/command.js';
-import { stopGpgAgent } from '../duplicity/gpg-agent.js';
 import { proveSigningKey } from '../duplicity/signing-key.js';
+import { recordUpload } from '../duplicity/upload-ledger.js';
 import type { Duplicity } from '../duplicity/run.js';
 import { AgentError, BackupFailedError, InterruptedError, errorMessage } from '../errors.js';
 import { formatBytes } from '../report/format.js';
@@ -15,7 +17,14 @@ import { StagingArea } from '../sources/staging.js';
 import { ensureWritableDirectory } from '../system/directories.js';
 import { acquireRunLock } from '../system/lock.js';
 import { ensureRemoteDirectory } from '../target/remote.js';
-import { type AgentContext, duplicitySettings, openDuplicity, scratchDirectory, targetDeadline } from './context.js';
+import {
+  type AgentContext,
+  duplicitySettings,
+  endSession,
+  openDuplicity,
+  scratchDirectory,
+  targetDeadline,
+} from './context.js';
 import type { Deadline } from '../system/run-command.js';
 import { findInterruptedUpload, markUploadFinished, markUploadStarted } from './interrupted-upload.js';
 import { decideKind, planRetention, verifyNewFull } from './plan.js';
@@ -59,7 +68,7 @@ export async function runBackup(context: AgentContext, request: BackupRequest): 
     for (const outcome of outcomes) logOutcome(context, outcome);
     return { outcomes, ok: outcomes.every((outcome) => outcome.result === 'ok') };
   } finally {
-    await stopGpgAgent(context.runner, config.target.gnupg_home);
+    await endSession(context);
     await lock.release();
   }
 }
@@ -79,15 +88,22 @@ async function backupSource(
   const staging = new StagingArea(config.agent.staging_dir, source.kind);
   let stage: Stage = 'resume';
   let bytesDumped = 0;
+  const notices: HealNotice[] = [];
   try {
-    await resumeInterruptedUpload(context, source, duplicity, staging);
+    await resumeInterruptedUpload(context, source, duplicity, staging, notices);
 
     stage = 'dump';
     await source.preflight(runner);
     const dir = await staging.prepare();
     const dumpStarted = new Date();
     try {
-      await source.dump(runner, dir, { ms: config.deadlines.dump, step: `${source.kind} dump`, key: 'deadlines.dump' });
+      await staging.withinReserve(config.agent.staging_reserve, (stop) =>
+        source.dump(runner.stoppedBy(stop), dir, {
+          ms: config.deadlines.dump,
+          step: `${source.kind} dump`,
+          key: 'deadlines.dump',
+        }),
+      );
       const manifest = await writeManifest(dir, {
         source: source.kind,
         databases: source.databases,
@@ -109,7 +125,16 @@ async function backupSource(
     );
 
     stage = 'upload';
-    const status = await chainStatusCreatingDirectory(context, duplicity, settings);
+    const status = await healingCache(context, source.kind, notices, () =>
+      chainStatusCreatingDirectory(context, duplicity, settings),
+    );
+    const { heal, ledgerProblem } = await chainHeal(
+      runner,
+      settings,
+      staging.current,
+      targetDeadline(config, `checking the ${source.kind} chain on the target`),
+    );
+    if (ledgerProblem !== null) log.warn('%s; the sizes of earlier uploads are not checked this time', ledgerProblem);
     const decision = decideKind({
       status,
       now: new Date(),
@@ -117,10 +142,15 @@ async function backupSource(
       timezone: config.agent.timezone,
       maxFullAgeMs: config.agent.max_full_age,
       requested,
+      unextendable: heal,
     });
     log.info({ kind: decision.kind, reason: decision.reason }, '%s backup: %s', decision.kind, decision.reason);
+    if (decision.heal !== undefined) {
+      notices.push(decision.heal);
+      log.warn({ heal: decision.heal.kind }, 'self-healing: %s', decision.heal.reason);
+    }
     const uploadStarted = new Date();
-    const bytesUploaded = await upload(context, source, duplicity, staging, decision);
+    const bytesUploaded = await upload(context, source, duplicity, staging, decision, notices);
 
     stage = 'retention';
     if (decision.kind === 'full') {
@@ -144,6 +174,7 @@ async function backupSource(
       bytesDumped,
       bytesUploaded,
       durationMs: Date.now() - started,
+      notices,
     };
   } catch (error) {
     if (!(error instanceof AgentError) && !context.cancel.aborted) log.error({ err: error }, 'unexpected error');
@@ -189,16 +220,73 @@ async function upload(
   duplicity: Duplicity,
   staging: StagingArea,
   decision: KindDecision,
+  notices: HealNotice[],
 ): Promise<number | null> {
   const cacheDir = context.config.agent.cache_dir;
   await markUploadStarted(cacheDir, source.kind, decision.kind);
-  const bytes = await duplicity.backup(
-    decision.kind,
-    staging.current,
-    uploadDeadline(context, source.kind, await staging.size()),
+  const deadline = uploadDeadline(context, source.kind, await staging.size());
+  const bytes = await healingCache(context, source.kind, notices, () =>
+    duplicity.backup(decision.kind, staging.current, deadline),
   );
   await markUploadFinished(cacheDir, source.kind);
+  await recordUpload(
+    context.runner,
+    duplicitySettings(context, source.kind),
+    staging.current,
+    targetDeadline(context.config, `listing the new ${source.kind} set on the target`),
+  ).catch((error: unknown) => {
+    if (context.cancel.aborted) throw error;
+    // The upload itself succeeded; the next run then checks this set by its manifest only.
+    context.logger.warn(
+      { source: source.kind, error: errorMessage(error) },
+      'cannot record the sizes of the uploaded files: %s',
+      errorMessage(error),
+    );
+  });
   return bytes;
+}
+
+/**
+ * Runs a duplicity step of the backup; when it fails in a way a damaged cache can explain and the
+ * cache is indeed damaged, moves the cache aside and runs the step once more (duplicity rebuilds
+ * the cache from the target).
+ */
+async function healingCache<T>(
+  context: AgentContext,
+  source: SourceKind,
+  notices: HealNotice[],
+  step: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    if (context.cancel.aborted || !mayBeCacheFault(error)) throw error;
+    const cacheDir = context.config.agent.cache_dir;
+    const damage = await findCacheDamage(join(cacheDir, source));
+    if (damage === undefined) throw error;
+    const aside = await moveCacheAside(cacheDir, source, new Date());
+    const notice: HealNotice = {
+      kind: 'damaged-cache',
+      reason: `the duplicity cache was damaged (${damage}): it was moved aside to ${aside} and rebuilt from the target`,
+    };
+    context.logger.warn(
+      { source, heal: notice.kind, failure: errorMessage(error) },
+      'self-healing: %s; trying the step again',
+      notice.reason,
+    );
+    try {
+      const result = await step();
+      notices.push(notice);
+      return result;
+    } catch (retryError) {
+      if (context.cancel.aborted || !(retryError instanceof AgentError)) throw retryError;
+      throw new BackupFailedError(
+        `${retryError.message} (again after the damaged cache was moved aside to ${aside})`,
+        retryError.hint,
+        { cause: retryError },
+      );
+    }
+  }
 }
 
 async function resumeInterruptedUpload(
@@ -206,6 +294,7 @@ async function resumeInterruptedUpload(
   source: DataSource,
   duplicity: Duplicity,
   staging: StagingArea,
+  notices: HealNotice[],
 ): Promise<void> {
   const interrupted = await findInterruptedUpload(context.config.agent.cache_dir, source.kind);
   if (interrupted === undefined) return;
@@ -225,10 +314,14 @@ async function resumeInterruptedUpload(
     interrupted.kind,
     interrupted.startedAt,
   );
-  await upload(context, source, duplicity, staging, {
-    kind: interrupted.kind,
-    reason: 'resuming an interrupted upload',
-  });
+  await upload(
+    context,
+    source,
+    duplicity,
+    staging,
+    { kind: interrupted.kind, reason: 'resuming an interrupted upload' },
+    notices,
+  );
   await duplicity.cleanup();
 }
 

@@ -1,13 +1,14 @@
 // `run --dry-run`: the plan of a run (each source: full or incremental and why, every command line)
 // built with the same decision and command builders as a real run, executing only read-only
-// collection-status calls on the target.
+// calls on the target: collection-status and the listing the chain check reads.
 import { join } from 'node:path';
 import type { BackupKind, KindDecision, SourceKind } from '../domain.js';
+import { chainHeal } from '../duplicity/chain-health.js';
 import { backupCommand, cleanupCommand, removeAllButNFullCommand } from '../duplicity/command.js';
 import { errorMessage } from '../errors.js';
 import type { DataSource, PlannedCommand } from '../sources/source.js';
 import { StagingArea } from '../sources/staging.js';
-import { type AgentContext, openDuplicity, duplicitySettings } from './context.js';
+import { type AgentContext, openDuplicity, duplicitySettings, targetDeadline } from './context.js';
 import { type RetentionPlan, decideKind, planRetention } from './plan.js';
 
 export interface SourcePlan {
@@ -39,7 +40,15 @@ async function planSource(
   let retention: RetentionPlan = { removeOldChains: true, cleanup: true, reason: 'the target could not be read' };
   try {
     // A missing directory is created by a real run and starts a chain, which is what the plan shows.
-    const { status } = await duplicity.chainStatusIfPresent();
+    const { status, directoryExists } = await duplicity.chainStatusIfPresent();
+    const { heal } = directoryExists
+      ? await chainHeal(
+          context.runner,
+          settings,
+          new StagingArea(config.agent.staging_dir, source.kind).current,
+          targetDeadline(config, `checking the ${source.kind} chain on the target`),
+        )
+      : { heal: undefined };
     decision = decideKind({
       status,
       now: new Date(),
@@ -47,6 +56,7 @@ async function planSource(
       timezone: config.agent.timezone,
       maxFullAgeMs: config.agent.max_full_age,
       requested,
+      unextendable: heal,
     });
     retention = planRetention(status, config.agent.keep_full);
   } catch (error) {

@@ -127,3 +127,22 @@ test('old chains may go only when the target lists the full of this run, whole',
   // Leftovers from an earlier interrupted run are cleanup's business, not a sign against this full.
   assert.equal(verifyNewFull({ ...older, incompleteSets: 1 }, withNew({}, true, 1), uploadStarted).verified, true);
 });
+
+test('a chain that cannot be extended means a full with the heal notice, unless --full was asked for anyway', () => {
+  const heal = { kind: 'broken-chain', reason: 'the backup chain on the target is broken: vol1 is missing' } as const;
+  const status = chainWithFullAt(new Date(WEDNESDAY.getTime() - DAY));
+  assert.deepEqual(decideKind({ ...base, status, now: WEDNESDAY, unextendable: heal }), {
+    kind: 'full',
+    reason: heal.reason,
+    heal,
+  });
+  const asked = decideKind({ ...base, status, now: WEDNESDAY, requested: 'incremental', unextendable: heal });
+  assert.equal(asked.kind, 'full');
+  assert.equal(asked.reason, `--incremental was asked for, but ${heal.reason}`);
+  assert.deepEqual(decideKind({ ...base, status, now: WEDNESDAY, requested: 'full', unextendable: heal }), {
+    kind: 'full',
+    reason: '--full was asked for',
+  });
+  // No chain at all: the first full is not a heal.
+  assert.equal(decideKind({ ...base, status: empty, now: WEDNESDAY, unextendable: heal }).heal, undefined);
+});

@@ -1,7 +1,7 @@
 // The full-or-incremental decision, pure: the target's chain status and the clock in, a kind and
 // the sentence explaining it out. Tested in memory; logged on every run; printed by --dry-run.
 import type { Weekday } from '../config/values.js';
-import type { BackupKind, ChainStatus, KindDecision } from '../domain.js';
+import type { BackupKind, ChainStatus, HealNotice, KindDecision } from '../domain.js';
 import { newestFull } from '../duplicity/collection-status.js';
 
 export interface KindInput {
@@ -12,6 +12,8 @@ export interface KindInput {
   readonly maxFullAgeMs: number;
   /** --full or --incremental from the command line. */
   readonly requested?: BackupKind | undefined;
+  /** Why the newest chain cannot be extended (chain-health.ts): a full is taken to heal it. */
+  readonly unextendable?: HealNotice | undefined;
 }
 
 export function decideKind(input: KindInput): KindDecision {
@@ -24,6 +26,12 @@ export function decideKind(input: KindInput): KindDecision {
           ? '--incremental was asked for, but the target has no backup chain: a full backup comes first'
           : 'the target has no backup chain yet: the first backup is always full',
     };
+  }
+  if (input.requested === 'full') return { kind: 'full', reason: '--full was asked for' };
+  const heal = input.unextendable;
+  if (heal !== undefined) {
+    const asked = input.requested === 'incremental' ? '--incremental was asked for, but ' : '';
+    return { kind: 'full', reason: `${asked}${heal.reason}`, heal };
   }
   if (input.requested !== undefined) return { kind: input.requested, reason: `--${input.requested} was asked for` };
   const ageMs = input.now.getTime() - full.getTime();

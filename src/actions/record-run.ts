@@ -1,8 +1,9 @@
 // A manual `backup-agent run` goes into state.json like the daemon's runs: `status`, the daemon's
 // STATUS= line and SLA watch, and catch-up after a restart then all know about it, the metrics file
 // follows, and the chain length the state counts stays true. Of the mails it sends only the
-// recovery: whoever runs a backup by hand sees its failure on the terminal, but the people who got
-// the night's failure mail should hear that backups work again.
+// recovery and the self-healing notice: whoever runs a backup by hand sees its failure on the
+// terminal, but the people who got the night's failure mail should hear that backups work again,
+// and those who look after the target should hear that it lost or damaged a file.
 import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { alertAboutRun } from '../daemon/alerts.js';
@@ -28,7 +29,7 @@ export async function recordManualRun(
     emptyState(window.startedAt),
   );
   await writeMetrics(config, state, logger);
-  if (transitions.recovered.length === 0) return;
+  if (transitions.recovered.length === 0 && transitions.healed.length === 0) return;
   const show = (date: Date): string => formatTime(date, agent.timezone);
   const report = {
     host: hostname(),
@@ -41,5 +42,6 @@ export async function recordManualRun(
   await alertAboutRun(createMailer(config.notify, logger), config.notify.on, report, {
     failed: [],
     recovered: transitions.recovered,
+    healed: transitions.healed,
   });
 }

@@ -8,7 +8,14 @@ import type { Config } from '../config/schema.js';
 import { enabledKinds, nextRun } from '../daemon/next-run.js';
 import { Schedule } from '../daemon/schedule.js';
 import { type DeadlineStatus, type RpoStatus, evaluateSla } from '../daemon/sla.js';
-import { type AgentState, type RunRecord, type SourceRun, emptyState, readState } from '../daemon/state.js';
+import {
+  type AgentState,
+  type RunRecord,
+  type SourceRun,
+  type SourceState,
+  emptyState,
+  readState,
+} from '../daemon/state.js';
 import { formatTime } from '../daemon/time-text.js';
 import type { BackupKind, ChainStatus, SourceKind } from '../domain.js';
 import { newestFull } from '../duplicity/collection-status.js';
@@ -31,6 +38,8 @@ export interface SourceStatus {
   readonly lastSuccess: SourceRun | null;
   readonly newestFull: Date | null;
   readonly chainLength: number | null;
+  /** The latest fault a run healed by itself (broken chain, damaged cache, moved staging_dir). */
+  readonly lastHeal: SourceState['lastHeal'];
   /** --remote only: the chain on the target, or why it could not be read. */
   readonly target: TargetChain | { readonly error: string } | null;
   readonly deadline: DeadlineStatus;
@@ -120,6 +129,7 @@ export function buildReport(config: Config, input: ReportInput): StatusReport {
       lastSuccess: entry?.lastSuccess ?? null,
       newestFull: entry?.lastFull ?? null,
       chainLength: entry?.chainLength ?? null,
+      lastHeal: entry?.lastHeal ?? null,
       target,
       deadline: judged.deadline,
       rpo: judged.rpo,

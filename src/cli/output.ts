@@ -111,6 +111,7 @@ export function formatStatus(report: StatusReport): string {
     lines.push(`  last success  ${source.lastSuccess === null ? 'none recorded' : show(source.lastSuccess.startedAt)}`);
     const chain = source.chainLength === null ? '' : `, chain of ${source.chainLength} set(s)`;
     lines.push(`  newest full   ${show(source.newestFull)}${chain} (state file)`);
+    if (source.lastHeal !== null) lines.push(`  last heal     ${show(source.lastHeal.at)}: ${source.lastHeal.reason}`);
     if (source.target !== null) lines.push(`  on target     ${targetText(source.target, show)}`);
     lines.push(`  deadline      ${deadlineText(source.deadline, show)}`);
     const rpo = source.rpo;

@@ -1,6 +1,7 @@
 // Which mails a finished run or an SLA check sends: a failure mail for any failed source, a
-// recovery mail for sources that work again, with notify.on = always a success mail, and one mail
-// when an SLA breach opens and one when it closes. Mailer.send never throws, so neither does this.
+// recovery mail for sources that work again, a notice for a run that healed a broken chain, a
+// damaged cache or a moved staging directory (once, whatever notify.on says), with notify.on =
+// always a success mail, and one mail when an SLA breach opens and one when it closes. Mailer.send never throws, so neither does this.
 import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import type { Mailer } from '../notify/mail.js';
@@ -9,6 +10,7 @@ import {
   breachMail,
   breachOverMail,
   failureMail,
+  healMail,
   recoveryMail,
   successMail,
 } from '../notify/messages.js';
@@ -25,7 +27,10 @@ export async function alertAboutRun(
   if (!mailer.enabled) return;
   if (transitions.failed.length > 0) await mailer.send(failureMail(report));
   if (transitions.recovered.length > 0) await mailer.send(recoveryMail(report, transitions.recovered));
-  if (on === 'always' && transitions.failed.length === 0 && transitions.recovered.length === 0) {
+  if (transitions.healed.length > 0) await mailer.send(healMail(report, transitions.healed));
+  const quiet =
+    transitions.failed.length === 0 && transitions.recovered.length === 0 && transitions.healed.length === 0;
+  if (on === 'always' && quiet) {
     await mailer.send(successMail(report));
   }
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -50,7 +50,7 @@ test('a full starts a chain, incrementals lengthen it, a failure keeps the last 
   assert.equal(mysql?.lastSuccess?.startedAt.toISOString(), '2026-11-23T23:15:00.000Z');
   assert.equal(mysql?.lastRun?.error, 'ssh: connection refused');
   assert.equal(mysql?.failingSince?.toISOString(), '2026-11-24T23:15:00.000Z');
-  assert.deepEqual(failed.transitions, { failed: ['mysql'], recovered: [] });
+  assert.deepEqual(failed.transitions, { failed: ['mysql'], recovered: [], healed: [] });
   assert.equal(failed.state.lastRun?.result, 'failed');
 });
 
@@ -64,6 +64,7 @@ test('the first success after a failure streak is a recovery, naming when the st
   assert.deepEqual(back.transitions, {
     failed: [],
     recovered: [{ source: 'mysql', failingSince: new Date('2026-11-23T23:15:00Z') }],
+    healed: [],
   });
   assert.equal(back.state.sources.mysql?.failingSince, null);
   assert.equal(
@@ -101,6 +102,32 @@ test('a damaged state file is reported as such, naming the bad field', async () 
       readState(file),
       (error) => error instanceof StateFileError && /createdAt/.test(error.message),
     );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a healed fault is a transition of its run only, and the state keeps the latest one per source', async () => {
+  const notice = { kind: 'broken-chain', reason: 'the backup chain on the target is broken: vol1 is missing' } as const;
+  let state = emptyState(new Date('2026-11-01T00:00:00Z'));
+  const healed = recordOutcomes(state, at('2026-11-23T23:15:00Z'), [{ ...full, notices: [notice] }]);
+  assert.deepEqual(healed.transitions.healed, [{ source: 'mysql', notices: [notice] }]);
+  state = healed.state;
+  const next = recordOutcomes(state, at('2026-11-24T23:15:00Z'), [incremental]);
+  assert.deepEqual(next.transitions.healed, [], 'the next run mails nothing about it');
+  const failedLater = recordOutcomes(next.state, at('2026-11-25T23:15:00Z'), [broken]);
+  assert.deepEqual(failedLater.state.sources.mysql?.lastHeal, { at: new Date('2026-11-23T23:15:00Z'), ...notice });
+
+  const dir = await mkdtemp(join(tmpdir(), 'state-heal-'));
+  try {
+    const file = join(dir, 'state.json');
+    await writeState(file, failedLater.state);
+    assert.deepEqual((await readState(file))?.sources.mysql?.lastHeal, failedLater.state.sources.mysql?.lastHeal);
+    // A state file written before lastHeal existed still reads.
+    const old = JSON.parse(await readFile(file, 'utf8')) as { sources: { mysql: Record<string, unknown> } };
+    delete old.sources.mysql['lastHeal'];
+    await writeFile(file, JSON.stringify(old));
+    assert.equal((await readState(file))?.sources.mysql?.lastHeal, null);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

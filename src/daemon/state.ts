@@ -4,7 +4,7 @@
 // (or a daemon killed mid-write) sees the old or the new file, never half of one.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { SOURCE_KINDS, type SourceKind, type SourceOutcome } from '../domain.js';
+import { type HealNotice, SOURCE_KINDS, type SourceKind, type SourceOutcome } from '../domain.js';
 import { writeFileAtomic } from '../system/atomic-write.js';
 
 const timestamp = z.iso.datetime({ offset: true }).transform((text) => new Date(text));
@@ -32,6 +32,15 @@ const sourceStateSchema = z.object({
   chainLength: z.number().int().nullable(),
   /** Start of the first failed run of the current failure streak: the next success is a recovery. */
   failingSince: timestamp.nullable(),
+  /** The latest fault a run healed by itself (the newest of its notices); files before it lack the key. */
+  lastHeal: z
+    .object({
+      at: timestamp,
+      kind: z.enum(['broken-chain', 'damaged-cache', 'staging-moved']),
+      reason: z.string(),
+    })
+    .nullable()
+    .default(null),
 });
 
 const runRecordSchema = z.object({
@@ -73,7 +82,7 @@ export function emptyState(now: Date): AgentState {
 }
 
 export function emptySourceState(): SourceState {
-  return { lastRun: null, lastSuccess: null, lastFull: null, chainLength: null, failingSince: null };
+  return { lastRun: null, lastSuccess: null, lastFull: null, chainLength: null, failingSince: null, lastHeal: null };
 }
 
 /** The state in the file; null when there is no file yet. Throws StateFileError for a file that is not a valid state. */
@@ -110,10 +119,17 @@ export interface RunWindow {
   readonly slot: Date | null;
 }
 
-/** Sources whose run failed this time, and those whose run succeeded after a failure streak. */
+/** Sources whose run failed this time, those whose run succeeded after a failure streak, and the faults it healed. */
 export interface Transitions {
   readonly failed: readonly SourceKind[];
   readonly recovered: readonly { readonly source: SourceKind; readonly failingSince: Date }[];
+  /** Each source whose run this time healed a fault, with its notices: mailed once, for this run only. */
+  readonly healed: readonly Healed[];
+}
+
+export interface Healed {
+  readonly source: SourceKind;
+  readonly notices: readonly HealNotice[];
 }
 
 /** The state after a run that produced an outcome per source. */
@@ -122,7 +138,12 @@ export function recordOutcomes(
   run: RunWindow,
   outcomes: readonly SourceOutcome[],
 ): { state: AgentState; transitions: Transitions } {
-  return applyRecords(
+  const healed = outcomes.flatMap((outcome): Healed[] =>
+    outcome.result === 'ok' && outcome.notices !== undefined && outcome.notices.length > 0
+      ? [{ source: outcome.source, notices: outcome.notices }]
+      : [],
+  );
+  const recorded = applyRecords(
     state,
     run,
     outcomes.map((outcome) => ({
@@ -140,6 +161,15 @@ export function recordOutcomes(
     })),
     null,
   );
+  const sources = { ...recorded.state.sources };
+  for (const { source, notices } of healed) {
+    const latest = notices.at(-1);
+    const entry = sources[source];
+    if (latest !== undefined && entry !== undefined) {
+      sources[source] = { ...entry, lastHeal: { at: run.startedAt, kind: latest.kind, reason: latest.reason } };
+    }
+  }
+  return { state: { ...recorded.state, sources }, transitions: { ...recorded.transitions, healed } };
 }
 
 /** The state after a run that failed before any source ran (no duplicity, unreadable passphrase …). */
@@ -190,6 +220,7 @@ function applyRecords(
         lastFull: full ? record.startedAt : previous.lastFull,
         chainLength: full ? 1 : previous.chainLength === null ? null : previous.chainLength + 1,
         failingSince: null,
+        lastHeal: previous.lastHeal,
       };
     } else {
       failed.push(source);
@@ -197,7 +228,10 @@ function applyRecords(
     }
   }
   const result = failed.length === 0 ? 'ok' : 'failed';
-  return { state: { ...state, sources, lastRun: { ...run, result, reason } }, transitions: { failed, recovered } };
+  return {
+    state: { ...state, sources, lastRun: { ...run, result, reason } },
+    transitions: { failed, recovered, healed: [] },
+  };
 }
 
 /** A run that produced no outcome: skipped (lock held, previous run still going) or interrupted. */

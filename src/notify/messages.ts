@@ -3,7 +3,7 @@
 // what was NOT affected before the log lines.
 import type { SourceKind } from '../domain.js';
 import type { AlertedBreach, Breach } from '../daemon/sla.js';
-import type { SourceRun } from '../daemon/state.js';
+import type { Healed, SourceRun } from '../daemon/state.js';
 import { formatDuration } from '../report/format.js';
 import { formatBytes } from '../report/format.js';
 import type { MailMessage } from './mail.js';
@@ -63,6 +63,37 @@ export function recoveryMail(
   lines.push('', footer(report));
   return { subject: `[backup-agent] ${report.host}: ${names} backup recovered`, text: `${lines.join('\n')}\n` };
 }
+
+/**
+ * Sent for the run that healed a fault (whatever notify.on says): the backups are fine again, but
+ * someone should know the target or the cache was damaged, or that a full was taken out of turn.
+ */
+export function healMail(report: RunReport, healed: readonly Healed[]): MailMessage {
+  const kinds = [...new Set(healed.flatMap((entry) => entry.notices.map((notice) => HEAL_TITLES[notice.kind])))];
+  const lines = [`A backup run on ${report.host} (${report.trigger}) got past a fault by itself.`, ''];
+  for (const entry of healed) {
+    const result = report.results.find((candidate) => candidate.source === entry.source);
+    lines.push(`  ${result === undefined ? entry.source : successText(result)}`);
+    for (const notice of entry.notices) lines.push(...indent(`${HEAL_TITLES[notice.kind]}: ${notice.reason}`, '    '));
+  }
+  lines.push(
+    '',
+    'This mail is sent once, for this run; backup-agent status shows the latest such notice.',
+    '',
+    footer(report),
+  );
+  const names = healed.map((entry) => entry.source).join(', ');
+  return {
+    subject: `[backup-agent] ${report.host}: ${names} backup OK after self-healing (${kinds.join(', ')})`,
+    text: `${lines.join('\n')}\n`,
+  };
+}
+
+const HEAL_TITLES: Record<Healed['notices'][number]['kind'], string> = {
+  'broken-chain': 'broken chain, new full taken',
+  'damaged-cache': 'damaged cache, moved aside and rebuilt',
+  'staging-moved': 'staging path changed, new full taken',
+};
 
 export function successMail(report: RunReport): MailMessage {
   const kinds = report.results.map((result) => `${result.source} ${result.kind ?? ''}`.trim()).join(', ');
