@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
 import { execa } from 'execa';
-import { LockBusyError, LockFileError, acquireRunLock } from '../src/system/lock.js';
+import { LockBusyError, LockFileError, acquireBriefRunLock, acquireRunLock } from '../src/system/lock.js';
 import { AGENT, NODE_FLAG } from './harness/agent.js';
 import { asBackupUser, backupUser, chownToBackup, makeTempDir, removeDir } from './harness/temp-dir.js';
 
@@ -226,3 +226,19 @@ setInterval(() => undefined, 60_000);`;
     }
   },
 );
+
+test('a run waits for a brief holder (a list stopping the gpg-agent) but not for a run', TIMEOUT, async () => {
+  const brief = await acquireBriefRunLock(lockFile, 'backup-agent list (stopping the gpg-agent)');
+  const released = new Promise((resolve) => setTimeout(resolve, 700)).then(() => brief.release());
+  const started = Date.now();
+  const run = await acquireRunLock(lockFile, 'daemon (scheduled)');
+  const waited = Date.now() - started;
+  await released;
+  try {
+    assert.ok(waited >= 500, `the run took the lock after ${waited} ms, while the list still held it`);
+    await assert.rejects(acquireRunLock(lockFile, 'backup-agent run'), LockBusyError);
+    await assert.rejects(acquireBriefRunLock(lockFile, 'backup-agent status (stopping the gpg-agent)'), LockBusyError);
+  } finally {
+    await run.release();
+  }
+});

@@ -12,7 +12,7 @@ import type { Logger } from '../report/logger.js';
 import { InfluxdbSource } from '../sources/influxdb/source.js';
 import { MysqlSource } from '../sources/mysql/source.js';
 import type { DataSource } from '../sources/source.js';
-import { acquireRunLock } from '../system/lock.js';
+import { acquireBriefRunLock } from '../system/lock.js';
 import type { SystemUser } from '../system/privileges.js';
 import { CommandRunner, type Deadline, quickDeadline } from '../system/run-command.js';
 import { childUrl } from '../target/rsync-url.js';
@@ -76,7 +76,7 @@ export async function endSession(context: AgentContext, runAs?: SystemUser): Pro
  */
 export async function endLockFreeSession(config: Config, runner: CommandRunner, command: string): Promise<void> {
   await stopTargetConnection(runner, config);
-  const lock = await acquireRunLock(lockPath(config.agent.cache_dir), `${command} (stopping the gpg-agent)`).catch(
+  const lock = await acquireBriefRunLock(lockPath(config.agent.cache_dir), `${command} (stopping the gpg-agent)`).catch(
     (error: unknown) => {
       runner.logger.debug({ err: errorMessage(error) }, 'the gpg-agent is left to the run that holds the lock');
       return undefined;

@@ -24,6 +24,8 @@ export interface LockHolder {
   readonly pid: number;
   readonly startedAt: string;
   readonly command: string;
+  /** Holds it for a moment only (see acquireBriefRunLock): worth waiting for. */
+  readonly brief?: true;
 }
 
 export interface RunLock {
@@ -36,7 +38,10 @@ export class LockBusyError extends LockHeldError {
   /** What the daemon logs for a skipped slot: "restore by pid 812 in progress, started … (…)". */
   readonly activity: string;
 
-  constructor(path: string, holder: LockHolder | undefined) {
+  constructor(
+    path: string,
+    readonly holder: LockHolder | undefined,
+  ) {
     super(
       holder === undefined
         ? `another backup-agent run holds the lock ${path} (it has not written its name yet)`
@@ -58,6 +63,8 @@ const FLOCK_DEADLINE_MS = 10_000;
 const HELD_EXIT_CODE = 75;
 /** A holder's line is short; a longer file is not one the agent wrote. */
 const HOLDER_MAX_BYTES = 4096;
+/** How long a run waits for a brief holder; it holds the lock for tens of milliseconds. */
+const BRIEF_HOLD_WAIT_MS = 10_000;
 /** Tries to open or create the file; a name that keeps changing between the two is someone's game. */
 const OPEN_ATTEMPTS = 3;
 
@@ -70,12 +77,26 @@ export async function acquireRunLock(
   command: string,
   owner?: { readonly uid: number; readonly gid: number },
 ): Promise<RunLock> {
-  return acquire(path, command, owner, 0);
+  try {
+    return await acquire(path, command, owner, 0, false);
+  } catch (error) {
+    if (!(error instanceof LockBusyError) || error.holder?.brief !== true) throw error;
+    // A scheduled slot that meets a `list` stopping the gpg-agent must not be skipped for it.
+    return acquire(path, command, owner, BRIEF_HOLD_WAIT_MS, false);
+  }
+}
+
+/**
+ * For a moment's work under the run lock (list, check and status stopping the gpg-agent at their
+ * end); a run that meets it waits instead of failing. Fails at once when someone else holds it.
+ */
+export async function acquireBriefRunLock(path: string, command: string): Promise<RunLock> {
+  return acquire(path, command, undefined, 0, true);
 }
 
 /** For short critical sections (the state file): waits up to `waitMs` for the holder to finish. */
 export async function acquireLockWaiting(path: string, command: string, waitMs: number): Promise<RunLock> {
-  return acquire(path, command, undefined, waitMs);
+  return acquire(path, command, undefined, waitMs, false);
 }
 
 async function acquire(
@@ -83,13 +104,19 @@ async function acquire(
   command: string,
   owner: { readonly uid: number; readonly gid: number } | undefined,
   waitMs: number,
+  brief: boolean,
 ): Promise<RunLock> {
   const handle = await openLockFile(path, owner);
   try {
     if (!(await flock(handle, path, waitMs))) {
       throw new LockBusyError(path, await readHolder(handle));
     }
-    const holder: LockHolder = { pid: process.pid, startedAt: new Date().toISOString(), command };
+    const holder: LockHolder = {
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      command,
+      ...(brief ? { brief: true } : {}),
+    };
     await handle.truncate(0);
     await handle.write(`${JSON.stringify(holder)}\n`, 0);
   } catch (error) {
@@ -209,9 +236,9 @@ async function readHolder(handle: FileHandle): Promise<LockHolder | undefined> {
   const { buffer, bytesRead } = await handle.read({ buffer: Buffer.alloc(HOLDER_MAX_BYTES), position: 0 });
   try {
     const parsed = JSON.parse(buffer.subarray(0, bytesRead).toString('utf8')) as Partial<LockHolder>;
-    const { pid, startedAt, command } = parsed;
+    const { pid, startedAt, command, brief } = parsed;
     if (typeof pid === 'number' && typeof startedAt === 'string' && typeof command === 'string') {
-      return { pid, startedAt, command };
+      return { pid, startedAt, command, ...(brief === true ? { brief } : {}) };
     }
   } catch {
     // Empty (a holder that has just taken it) or not the agent's: unnamed.
