@@ -8,7 +8,14 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { type AgentHost, type AgentResult, MYSQL_DATABASE, makeAgentHost, summaryOf } from './harness/agent.js';
+import {
+  type AgentHost,
+  type AgentResult,
+  MYSQL_DATABASE,
+  makeAgentHost,
+  parseLogs,
+  summaryOf,
+} from './harness/agent.js';
 import { restoreWithDuplicity } from './harness/duplicity.js';
 import { leftoverProcesses, lockIsFree } from './harness/leftovers.js';
 import { type MariaDb, changeData, seedDatabase, startMariaDb } from './harness/mariadb.js';
@@ -78,6 +85,34 @@ test('a stalled upload ends at its deadline naming the step, and the next run co
   assert.ok(stalled.seconds < UPLOAD_DEADLINE_S + 30, `the stalled run took ${stalled.seconds} s`);
   await assertNothingLeft();
 
+  const next = await timedRun();
+  assert.equal(next.exitCode, 0, next.stdout + next.stderr);
+  await assertRestoresCurrentData();
+});
+
+test('the target vanishing mid-upload ends the run in bounded time, and the next run completes it', async () => {
+  await changeData(mariadb, MYSQL_DATABASE, 4);
+  await target.stallUploads(true);
+  const agent = host.start(['run']);
+  try {
+    await waitFor('an upload in flight', async () => (await target.stalledUploads()) > 0, 60_000);
+  } finally {
+    await target.stallUploads(false);
+  }
+  // sshd stopped and its sessions killed, as in a crash of the backup server: every new
+  // connection is refused.
+  await target.vanish();
+  const gone = Date.now();
+  const vanished = await agent;
+  const seconds = (Date.now() - gone) / 1000;
+  assert.equal(vanished.exitCode, 1, vanished.all);
+  const summary = parseLogs(String(vanished.stdout)).find((log) => log['summary'] === true);
+  assert.match(String(summary?.['error']), /the target is unreachable|timed out after 15s in mysql upload/);
+  // At the latest the upload's deadline, counted from before the target went, and the kill's grace.
+  assert.ok(seconds < UPLOAD_DEADLINE_S + 15, `the run went on for ${seconds} s after the target vanished`);
+  await assertNothingLeft();
+
+  await target.comeBack();
   const next = await timedRun();
   assert.equal(next.exitCode, 0, next.stdout + next.stderr);
   await assertRestoresCurrentData();

@@ -31,6 +31,12 @@ export interface SshTarget {
    * hangs with the connection open, like a link that stopped moving data; listings still work.
    */
   stallUploads(on: boolean): Promise<void>;
+  /** How many uploads hang right now. */
+  stalledUploads(): Promise<number>;
+  /** The server goes away as in a crash: sshd and every session are killed; connections are refused. */
+  vanish(): Promise<void>;
+  /** sshd starts again on the same port with the same keys. */
+  comeBack(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -91,17 +97,22 @@ function readBanner(port: number): Promise<boolean> {
 }
 
 // sshd runs each command through this instead of the login shell. A pull (--sender) and anything
-// else pass; an upload hangs while the flag file exists. The sleep ends with the session (stop()).
-function stallingWrapper(flag: string): string {
+// else pass; an upload hangs while the flag file exists. The sleep ends with the session (stop());
+// its duration names the target, so a test can see its own stalled uploads.
+function stallingWrapper(flag: string, port: number): string {
   return `#!/bin/sh
 if [ -e '${flag}' ]; then
   case "$SSH_ORIGINAL_COMMAND" in
     "rsync --server --sender"*) ;;
-    "rsync --server"*) exec sleep 600 ;;
+    "rsync --server"*) exec sleep ${stallMarker(port)} ;;
   esac
 fi
 exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
 `;
+}
+
+function stallMarker(port: number): string {
+  return `600.${port}`;
 }
 
 export async function startSshTarget(options: SshTargetOptions = {}): Promise<SshTarget> {
@@ -134,16 +145,10 @@ export async function startSshTarget(options: SshTargetOptions = {}): Promise<Ss
       await chmod(path, mode);
     }
     const wrapper = options.stallable === true ? join(dir, 'force-command') : null;
-    if (wrapper !== null) await writeFile(wrapper, stallingWrapper(join(dir, 'stall-uploads')), { mode: 0o755 });
+    if (wrapper !== null) await writeFile(wrapper, stallingWrapper(join(dir, 'stall-uploads'), port), { mode: 0o755 });
     await writeFile(configPath, sshdConfig(dir, port, wrapper));
 
-    // Absolute path: sshd refuses to re-exec itself otherwise.
-    server = execa('/usr/sbin/sshd', ['-D', '-e', '-f', configPath], {
-      stdin: 'ignore',
-      stdout: { file: logPath, append: true },
-      stderr: { file: logPath, append: true },
-      reject: false,
-    });
+    server = startSshd(configPath, logPath);
 
     const sshArgs = [
       '-p',
@@ -174,6 +179,16 @@ export async function startSshTarget(options: SshTargetOptions = {}): Promise<Ss
     await removeDir(dir);
     throw err;
   }
+}
+
+function startSshd(configPath: string, logPath: string): ResultPromise {
+  // Absolute path: sshd refuses to re-exec itself otherwise.
+  return execa('/usr/sbin/sshd', ['-D', '-e', '-f', configPath], {
+    stdin: 'ignore',
+    stdout: { file: logPath, append: true },
+    stderr: { file: logPath, append: true },
+    reject: false,
+  });
 }
 
 async function waitForBanner(port: number, server: ResultPromise, logPath: string): Promise<void> {
@@ -276,7 +291,8 @@ function whenMissing<T>(fallback: T): (err: NodeJS.ErrnoException) => T {
 }
 
 function makeHandle(parts: HandleParts): SshTarget {
-  const { dir, port, targetDir, clientKey, knownHosts, sshArgs, configPath, server, stallable } = parts;
+  const { dir, port, targetDir, clientKey, knownHosts, sshArgs, configPath, stallable } = parts;
+  let server = parts.server;
 
   const listFiles = async (sub: string): Promise<RemoteFile[]> => {
     const base = join(targetDir, sub);
@@ -300,6 +316,17 @@ function makeHandle(parts: HandleParts): SshTarget {
     else await rm(flag, { force: true });
   };
 
+  const stalledUploads = async (): Promise<number> => {
+    const found = await execa('pgrep', ['-fx', `sleep ${stallMarker(port)}`], { reject: false });
+    return found.stdout.split('\n').filter((line) => line.trim() !== '').length;
+  };
+  const vanish = (): Promise<void> => stopSshd(server, configPath);
+  const comeBack = async (): Promise<void> => {
+    const logPath = join(dir, 'sshd.log');
+    server = startSshd(configPath, logPath);
+    await waitForBanner(port, server, logPath);
+  };
+
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopped ??= stopSshd(server, configPath).finally(() => removeDir(dir));
@@ -316,6 +343,9 @@ function makeHandle(parts: HandleParts): SshTarget {
     sshArgs,
     listFiles,
     stallUploads,
+    stalledUploads,
+    vanish,
+    comeBack,
     stop,
   };
 }
