@@ -1,56 +1,11 @@
-// Turns duplicity's and rsync's stderr into a cause the operator can act on. Some causes are
-// permanent: no retry can fix a changed host key or a refused key, so the command is stopped at the
-// first such line instead of retrying for minutes (duplicity retries every backend error alike).
+// Turns duplicity's stderr into a cause the operator can act on: the target's refusals
+// (target/failures.ts) and duplicity's and gpg's own.
 import { BackupFailedError } from '../errors.js';
 import { CommandFailedError } from '../system/run-command.js';
-
-interface Cause {
-  readonly pattern: RegExp;
-  readonly cause: string;
-  readonly hint: string;
-  /** Stop the command at the first such line: retrying cannot help. */
-  readonly permanent?: true;
-}
+import { type Cause, TARGET_CAUSES } from '../target/failures.js';
 
 const CAUSES: readonly Cause[] = [
-  {
-    // Before "Host key verification failed", which ssh prints after this too.
-    pattern: /REMOTE HOST IDENTIFICATION HAS CHANGED/,
-    cause: "the target's host key has changed: it is not the key pinned in target.known_hosts",
-    hint: 'if the target was reinstalled, get its new key fingerprint from its console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and replace its line in target.known_hosts; otherwise something is answering in its place: do not connect',
-    permanent: true,
-  },
-  {
-    pattern: /Host key verification failed/,
-    cause: "the target's host key is not in known_hosts (or it changed)",
-    hint: 'as root: ssh-keyscan -p PORT HOST >> the file named by target.known_hosts, after checking the fingerprint',
-    permanent: true,
-  },
-  {
-    pattern: /Permission denied \(publickey|Permission denied, please try again/,
-    cause: 'the target refused the ssh key',
-    hint: "add the public half of target.ssh_key to the target account's ~/.ssh/authorized_keys",
-    permanent: true,
-  },
-  {
-    pattern:
-      /Connection refused|Connection timed out|No route to host|Could not resolve hostname|Network is unreachable|Connection closed by|connect to host/,
-    cause: 'the target is unreachable',
-    hint: 'check that the host is up, its sshd listens on the port in target.url, and the network allows it',
-  },
-  {
-    pattern: /change_dir .* failed: No such file or directory/,
-    cause: 'the directory does not exist on the target',
-    hint: 'create the base directory of target.url on the target',
-    permanent: true,
-  },
-  {
-    // rsync's receiver: "mkstemp ... failed: Permission denied (13)", or a read-only file system.
-    pattern: /failed: (Permission denied \(13\)|Read-only file system \(30\))/,
-    cause: 'the target directory is not writable for the target account',
-    hint: 'on the target, give the account of target.url write access to its directory (and its source subdirectories)',
-    permanent: true,
-  },
+  ...TARGET_CAUSES,
   {
     pattern: /Another duplicity instance is already running/,
     cause: 'another duplicity is using the same cache (a previous run may still be going)',
@@ -89,13 +44,6 @@ const CAUSES: readonly Cause[] = [
     hint: 'free space, then run again: duplicity resumes the interrupted upload',
   },
 ];
-
-/** Any line of a permanent cause; the runner stops the command when one appears. */
-export const PERMANENT_REFUSAL = new RegExp(
-  CAUSES.filter((cause) => cause.permanent)
-    .map((cause) => cause.pattern.source)
-    .join('|'),
-);
 
 export function explainDuplicityFailure(what: string, error: CommandFailedError): BackupFailedError {
   const stderr = error.result.stderrTail.join('\n');

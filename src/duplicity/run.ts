@@ -12,7 +12,8 @@ import {
   removeAllButNFullCommand,
   restoreCommand,
 } from './command.js';
-import { PERMANENT_REFUSAL, explainDuplicityFailure, isMissingTargetDirectory } from './failures.js';
+import { PERMANENT_REFUSAL } from '../target/failures.js';
+import { explainDuplicityFailure, isMissingTargetDirectory } from './failures.js';
 import { uploadedBytes } from './statistics.js';
 
 export class Duplicity {

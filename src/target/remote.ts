@@ -1,7 +1,7 @@
 // The agent's own calls to the target (duplicity does not create directories, and its listing has no sizes).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PERMANENT_REFUSAL } from '../duplicity/failures.js';
+import { PERMANENT_REFUSAL } from './failures.js';
 import type { CommandRunner, CommandSpec, Deadline } from '../system/run-command.js';
 import { type RsyncUrl, rsyncRemoteSpec } from './rsync-url.js';
 import { type SshAccess, rsyncShell } from './ssh.js';

@@ -1,0 +1,60 @@
+// How the target's ssh and rsync say no, as causes the operator can act on. Some are permanent:
+// no retry can fix a changed host key, a refused key or a directory that is missing or read-only,
+// so a command that prints one is stopped at that line instead of retrying for minutes (duplicity
+// retries every backend error alike).
+
+export interface Cause {
+  readonly pattern: RegExp;
+  readonly cause: string;
+  readonly hint: string;
+  /** Stop the command at the first such line: retrying cannot help. */
+  readonly permanent?: true;
+}
+
+export const TARGET_CAUSES: readonly Cause[] = [
+  {
+    // Before "Host key verification failed", which ssh prints after this too.
+    pattern: /REMOTE HOST IDENTIFICATION HAS CHANGED/,
+    cause: "the target's host key has changed: it is not the key pinned in target.known_hosts",
+    hint: 'if the target was reinstalled, get its new key fingerprint from its console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and replace its line in target.known_hosts; otherwise something is answering in its place: do not connect',
+    permanent: true,
+  },
+  {
+    pattern: /Host key verification failed/,
+    cause: "the target's host key is not in known_hosts (or it changed)",
+    hint: 'as root: ssh-keyscan -p PORT HOST >> the file named by target.known_hosts, after checking the fingerprint',
+    permanent: true,
+  },
+  {
+    pattern: /Permission denied \(publickey|Permission denied, please try again/,
+    cause: 'the target refused the ssh key',
+    hint: "add the public half of target.ssh_key to the target account's ~/.ssh/authorized_keys",
+    permanent: true,
+  },
+  {
+    pattern:
+      /Connection refused|Connection timed out|No route to host|Could not resolve hostname|Network is unreachable|Connection closed by|connect to host/,
+    cause: 'the target is unreachable',
+    hint: 'check that the host is up, its sshd listens on the port in target.url, and the network allows it',
+  },
+  {
+    pattern: /change_dir .* failed: No such file or directory/,
+    cause: 'the directory does not exist on the target',
+    hint: 'create the base directory of target.url on the target',
+    permanent: true,
+  },
+  {
+    // rsync's receiver: "mkstemp ... failed: Permission denied (13)", or a read-only file system.
+    pattern: /failed: (Permission denied \(13\)|Read-only file system \(30\))/,
+    cause: 'the target directory is not writable for the target account',
+    hint: 'on the target, give the account of target.url write access to its directory (and its source subdirectories)',
+    permanent: true,
+  },
+];
+
+/** Any line of a permanent cause; the runner stops the command when one appears. */
+export const PERMANENT_REFUSAL = new RegExp(
+  TARGET_CAUSES.filter((cause) => cause.permanent)
+    .map((cause) => cause.pattern.source)
+    .join('|'),
+);
