@@ -27,7 +27,7 @@ import {
 } from './context.js';
 import type { Deadline } from '../system/run-command.js';
 import { findInterruptedUpload, markUploadFinished, markUploadStarted } from './interrupted-upload.js';
-import { decideKind, planRetention, verifyNewFull } from './plan.js';
+import { decideKind, planRetention, verifyNewFull } from '../plan/decide.js';
 
 export interface BackupRequest {
   readonly sources: readonly DataSource[];

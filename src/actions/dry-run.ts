@@ -9,7 +9,7 @@ import { errorMessage } from '../errors.js';
 import type { DataSource, PlannedCommand } from '../sources/source.js';
 import { StagingArea } from '../sources/staging.js';
 import { type AgentContext, openDuplicity, duplicitySettings, targetDeadline } from './context.js';
-import { type RetentionPlan, decideKind, planRetention } from './plan.js';
+import { type RetentionPlan, decideKind, planRetention } from '../plan/decide.js';
 
 export interface SourcePlan {
   readonly source: SourceKind;

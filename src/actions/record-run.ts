@@ -6,11 +6,11 @@
 // and those who look after the target should hear that it lost or damaged a file.
 import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
-import { alertAboutRun } from '../daemon/alerts.js';
-import { Schedule } from '../daemon/schedule.js';
-import { StateStore } from '../daemon/state-store.js';
-import { type RunWindow, emptyState, recordOutcomes, recordsOfRun } from '../daemon/state.js';
-import { formatTime } from '../daemon/time-text.js';
+import { alertAboutRun } from '../notify/alerts.js';
+import { Schedule } from '../history/schedule.js';
+import { StateStore } from '../history/state-store.js';
+import { type RunWindow, emptyState, recordOutcomes, recordsOfRun } from '../history/state.js';
+import { formatTime } from '../history/time-text.js';
 import type { SourceOutcome } from '../domain.js';
 import { writeMetrics } from '../metrics/textfile.js';
 import { createMailer } from '../notify/mail.js';

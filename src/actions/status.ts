@@ -5,9 +5,9 @@
 // succeeded and no SLA promise is broken — what Nagios or cron needs to know.
 import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
-import { enabledKinds, nextRun } from '../daemon/next-run.js';
-import { Schedule } from '../daemon/schedule.js';
-import { type DeadlineStatus, type RpoStatus, evaluateSla } from '../daemon/sla.js';
+import { enabledKinds, nextRun } from '../history/next-run.js';
+import { Schedule } from '../history/schedule.js';
+import { type DeadlineStatus, type RpoStatus, evaluateSla } from '../history/sla.js';
 import {
   type AgentState,
   type RunRecord,
@@ -15,8 +15,8 @@ import {
   type SourceState,
   emptyState,
   readState,
-} from '../daemon/state.js';
-import { formatTime } from '../daemon/time-text.js';
+} from '../history/state.js';
+import { formatTime } from '../history/time-text.js';
 import type { BackupKind, ChainStatus, SourceKind } from '../domain.js';
 import { newestFull } from '../duplicity/collection-status.js';
 import { errorMessage } from '../errors.js';

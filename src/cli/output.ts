@@ -7,9 +7,9 @@ import type { DrillResult } from '../actions/verify.js';
 import { seconds } from '../system/run-command.js';
 import { formatBytes } from '../report/format.js';
 import type { SourceStatus, StatusReport } from '../actions/status.js';
-import type { DeadlineStatus } from '../daemon/sla.js';
-import type { SourceRun } from '../daemon/state.js';
-import { formatAge as formatHours, formatTime } from '../daemon/time-text.js';
+import type { DeadlineStatus } from '../history/sla.js';
+import type { SourceRun } from '../history/state.js';
+import { formatAge as formatHours, formatTime } from '../history/time-text.js';
 import { formatDuration } from '../report/format.js';
 
 export function formatPlan(plan: BackupPlan): string {

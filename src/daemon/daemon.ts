@@ -14,17 +14,17 @@ import type { Logger } from '../report/logger.js';
 import { ensureWritableDirectory } from '../system/directories.js';
 import { connectToSystemd } from '../system/sd-notify.js';
 import { Activity } from './activity.js';
-import { decideCatchUp } from './catch-up.js';
+import { decideCatchUp } from '../history/catch-up.js';
 import type { LogTail } from './log-tail.js';
-import { enabledKinds, nextRun } from './next-run.js';
-import { alertAboutBreaches, alertAboutRun } from './alerts.js';
+import { enabledKinds, nextRun } from '../history/next-run.js';
+import { alertAboutBreaches, alertAboutRun } from '../notify/alerts.js';
 import { type RunRequest, executeRun, recordRunEnd } from './run-cycle.js';
-import { Schedule } from './schedule.js';
-import { StateStore } from './state-store.js';
-import { type Breach, evaluateSla, reconcileBreaches } from './sla.js';
+import { Schedule } from '../history/schedule.js';
+import { StateStore } from '../history/state-store.js';
+import { type Breach, evaluateSla, reconcileBreaches } from '../history/sla.js';
 import { statusLine } from './status-line.js';
-import * as stateFile from './state.js';
-import { formatTime } from './time-text.js';
+import * as stateFile from '../history/state.js';
+import { formatTime } from '../history/time-text.js';
 
 export interface DaemonOptions {
   readonly config: Config;

@@ -16,7 +16,7 @@ import {
   recordOutcomes,
   recordRunWithoutOutcome,
   recordStartFailure,
-} from './state.js';
+} from '../history/state.js';
 
 export interface RunRequest {
   /** Names the lock holder and appears in the state and the mails. */

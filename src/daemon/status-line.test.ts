@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SourceOutcome } from '../domain.js';
-import { type AgentState, emptyState, recordOutcomes, recordRunWithoutOutcome } from './state.js';
+import { type AgentState, emptyState, recordOutcomes, recordRunWithoutOutcome } from '../history/state.js';
 import { type StatusLineInput, statusLine } from './status-line.js';
 
 const started = new Date('2026-11-23T23:15:00Z');

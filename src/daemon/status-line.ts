@@ -5,10 +5,10 @@
 //   idle · next … · last run FAILED: influxdb: influxdb is not reachable at 127.0.0.1:8088 …
 import type { BackupKind, SourceKind } from '../domain.js';
 import { formatBytes } from '../report/format.js';
-import type { Breach } from './sla.js';
-import { type AgentState, recordsOfRun } from './state.js';
+import type { Breach } from '../history/sla.js';
+import { type AgentState, recordsOfRun } from '../history/state.js';
 import { formatDuration } from '../report/format.js';
-import { formatTime } from './time-text.js';
+import { formatTime } from '../history/time-text.js';
 
 export interface NextRun {
   readonly at: Date;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { emptyState, recordOutcomes } from '../daemon/state.js';
+import { emptyState, recordOutcomes } from '../history/state.js';
 import { renderMetrics } from './textfile.js';
 
 const window = {

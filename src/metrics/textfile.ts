@@ -5,8 +5,8 @@
 // ReadWritePaths= and the package's ACL entry on Debian's directory). It is made world-readable
 // explicitly because node_exporter runs as its own user and the unit's UMask=0077 would hide it.
 import type { Config } from '../config/schema.js';
-import { enabledKinds } from '../daemon/next-run.js';
-import type { AgentState } from '../daemon/state.js';
+import { enabledKinds } from '../history/next-run.js';
+import type { AgentState } from '../history/state.js';
 import type { SourceKind } from '../domain.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../report/logger.js';

@@ -2,8 +2,8 @@
 // read by someone woken at night, so its subject names host, source and cause, and its body says
 // what was NOT affected before the log lines.
 import type { SourceKind } from '../domain.js';
-import type { AlertedBreach, Breach } from '../daemon/sla.js';
-import type { Healed, SourceRun } from '../daemon/state.js';
+import type { AlertedBreach, Breach } from '../history/sla.js';
+import type { Healed, SourceRun } from '../history/state.js';
 import { formatDuration } from '../report/format.js';
 import { formatBytes } from '../report/format.js';
 import type { MailMessage } from './mail.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { BackupSet, ChainStatus } from '../domain.js';
-import { decideKind, planRetention, verifyNewFull } from './plan.js';
+import { decideKind, planRetention, verifyNewFull } from './decide.js';
 
 const DAY = 86_400_000;
 const WEDNESDAY = new Date('2026-11-25T23:15:00Z');

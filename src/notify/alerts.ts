@@ -4,7 +4,7 @@
 // always a success mail, and one mail when an SLA breach opens and one when it closes. Mailer.send never throws, so neither does this.
 import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
-import type { Mailer } from '../notify/mail.js';
+import type { Mailer } from './mail.js';
 import {
   type RunReport,
   breachMail,
@@ -13,10 +13,10 @@ import {
   healMail,
   recoveryMail,
   successMail,
-} from '../notify/messages.js';
+} from './messages.js';
 import type { Logger } from '../report/logger.js';
-import type { AlertedBreach, Breach } from './sla.js';
-import type { Transitions } from './state.js';
+import type { AlertedBreach, Breach } from '../history/sla.js';
+import type { Transitions } from '../history/state.js';
 
 export async function alertAboutRun(
   mailer: Mailer,

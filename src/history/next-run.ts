@@ -2,7 +2,7 @@
 // comes from the same decideKind a run uses; the newest full is taken from the state file (or from
 // the target, for `status --remote`), so "expected" can differ from the run's own decision only
 // when the target changed behind the agent's back.
-import { decideKind } from '../actions/plan.js';
+import { decideKind } from '../plan/decide.js';
 import type { Config } from '../config/schema.js';
 import { type ChainStatus, type KindDecision, SOURCE_KINDS, type SourceKind } from '../domain.js';
 import type { Schedule } from './schedule.js';
