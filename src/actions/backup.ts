@@ -21,10 +21,11 @@ import {
   type AgentContext,
   duplicitySettings,
   endSession,
+  lockPath,
   openDuplicity,
   scratchDirectory,
   targetDeadline,
-} from './context.js';
+} from '../context/context.js';
 import type { Deadline } from '../system/run-command.js';
 import { findInterruptedUpload, markUploadFinished, markUploadStarted } from './interrupted-upload.js';
 import { decideKind, planRetention, verifyNewFull } from '../plan/decide.js';
@@ -39,10 +40,6 @@ export interface BackupRequest {
 export interface RunSummary {
   readonly outcomes: readonly SourceOutcome[];
   readonly ok: boolean;
-}
-
-export function lockPath(cacheDir: string): string {
-  return join(cacheDir, 'backup-agent.lock');
 }
 
 export async function runBackup(context: AgentContext, request: BackupRequest): Promise<RunSummary> {

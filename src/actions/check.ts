@@ -34,7 +34,7 @@ import {
   enabledSources,
   scratchDirectory,
   targetDeadline,
-} from './context.js';
+} from '../context/context.js';
 
 export interface CheckItem {
   readonly name: string;

@@ -8,7 +8,7 @@ import { backupCommand, cleanupCommand, removeAllButNFullCommand } from '../dupl
 import { errorMessage } from '../errors.js';
 import type { DataSource, PlannedCommand } from '../sources/source.js';
 import { StagingArea } from '../sources/staging.js';
-import { type AgentContext, openDuplicity, duplicitySettings, targetDeadline } from './context.js';
+import { type AgentContext, openDuplicity, duplicitySettings, targetDeadline } from '../context/context.js';
 import { type RetentionPlan, decideKind, planRetention } from '../plan/decide.js';
 
 export interface SourcePlan {

@@ -2,7 +2,7 @@
 import type { BackupSet, SourceKind } from '../domain.js';
 import { allSets } from '../duplicity/collection-status.js';
 import { type RemoteFile, listRemoteFiles } from '../target/remote.js';
-import { type AgentContext, duplicitySettings, openDuplicity, targetDeadline } from './context.js';
+import { type AgentContext, duplicitySettings, openDuplicity, targetDeadline } from '../context/context.js';
 
 export interface RestorePoint extends BackupSet {
   readonly bytes: number;

@@ -24,8 +24,7 @@ import { endsWithTrailer } from '../sources/mysql/source.js';
 import { openRestoreArea, rootDownloadPlace } from '../restore/restore-area.js';
 import type { RestoreTime } from '../restore/restore-point.js';
 import { stopServices } from '../restore/services.js';
-import { lockPath } from './backup.js';
-import { type AgentContext, duplicitySettings, endSession, restoreDeadline } from './context.js';
+import { type AgentContext, duplicitySettings, endSession, lockPath, restoreDeadline } from '../context/context.js';
 
 export interface RestoreRequest {
   readonly source: SourceKind;

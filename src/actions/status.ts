@@ -20,7 +20,7 @@ import { formatTime } from '../history/time-text.js';
 import type { BackupKind, ChainStatus, SourceKind } from '../domain.js';
 import { newestFull } from '../duplicity/collection-status.js';
 import { errorMessage } from '../errors.js';
-import { type AgentContext, openDuplicity } from './context.js';
+import { type AgentContext, openDuplicity } from '../context/context.js';
 
 export type SourceHealth = 'ok' | 'failing' | 'breach' | 'unknown';
 

@@ -16,8 +16,7 @@ import { acquireRunLock } from '../system/lock.js';
 import { quickDeadline } from '../system/run-command.js';
 import { agentUser, isRoot } from '../system/privileges.js';
 import { type DownloadPlace, openRestoreArea, ownDownloadPlace, rootDownloadPlace } from '../restore/restore-area.js';
-import { lockPath } from './backup.js';
-import { type AgentContext, endSession, restoreDeadline } from './context.js';
+import { type AgentContext, endSession, lockPath, restoreDeadline } from '../context/context.js';
 
 export interface DrillResult {
   readonly source: SourceKind;

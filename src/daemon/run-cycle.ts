@@ -2,7 +2,7 @@
 // every way it can end turned into a value the daemon records: outcomes per source, a failure
 // before any source ran, a skip because someone else holds the lock, or an interruption.
 import { runBackup } from '../actions/backup.js';
-import { createContext, enabledSources } from '../actions/context.js';
+import { createContext, enabledSources } from '../context/context.js';
 import type { Config } from '../config/schema.js';
 import { SOURCE_KINDS, type SourceKind, type SourceOutcome } from '../domain.js';
 import { AgentError, InterruptedError, errorMessage } from '../errors.js';

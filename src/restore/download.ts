@@ -3,7 +3,7 @@
 // on the database side here.
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type AgentContext, openDuplicity } from '../actions/context.js';
+import { type AgentContext, openDuplicity } from '../context/context.js';
 import type { BackupSet, SourceKind } from '../domain.js';
 import { BackupFailedError, errorMessage } from '../errors.js';
 import { formatBytes } from '../report/format.js';

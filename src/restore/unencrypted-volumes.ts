@@ -4,7 +4,7 @@
 // collection-status cannot tell: it marks a whole set enc or noenc by the first of its files it
 // lists. With encryption on, the agent never uploads such a volume, so one on the target was planted
 // by whoever can write there (or dates from before encryption was turned on).
-import { type AgentContext, duplicitySettings, targetDeadline } from '../actions/context.js';
+import { type AgentContext, duplicitySettings, targetDeadline } from '../context/context.js';
 import type { SourceKind } from '../domain.js';
 import { BackupFailedError } from '../errors.js';
 import type { SystemUser } from '../system/privileges.js';

@@ -17,7 +17,6 @@ import type { SystemUser } from '../system/privileges.js';
 import { CommandRunner, type Deadline, quickDeadline } from '../system/run-command.js';
 import { childUrl } from '../target/rsync-url.js';
 import { stopSharedConnection } from '../target/ssh-master.js';
-import { lockPath } from './backup.js';
 
 export interface AgentContext {
   readonly config: Config;
@@ -123,6 +122,11 @@ export function openDuplicity(context: AgentContext, source: SourceKind, runAs?:
     { target: config.deadlines.target, restore: config.deadlines.restore },
     runAs,
   );
+}
+
+/** The run lock: one run, restore or verify at a time per cache (and so per target). */
+export function lockPath(cacheDir: string): string {
+  return join(cacheDir, 'backup-agent.lock');
 }
 
 /** Private scratch space on the cache filesystem (volumes, empty dirs for rsync). */
