@@ -3,6 +3,7 @@
 // key can hold a secret) the value.
 import { Cron } from 'croner';
 import { z } from 'zod';
+import type { SpaceReserve } from '../system/free-space.js';
 import { readRsyncUrl } from '../target/rsync-url.js';
 
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
@@ -24,8 +25,6 @@ export const size = z
   .string()
   .regex(SIZE, 'expected a whole number with an optional unit (K, M, G or T, powers of 1024), e.g. 1M or 20G')
   .transform((text) => bytesOf(SIZE.exec(text) as RegExpExecArray));
-
-export type SpaceReserve = { readonly bytes: number } | { readonly percent: number };
 
 /** Free space to keep: an absolute size (20G) or a share of the filesystem (10%). */
 export const spaceReserve = z.string().transform((text, context): SpaceReserve => {

@@ -5,12 +5,11 @@
 // also keeps agent.staging_reserve free there: a full disk must not reach the database.
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { SpaceReserve } from '../config/values.js';
 import type { SourceKind } from '../domain.js';
 import { BackupFailedError } from '../errors.js';
 import { formatBytes } from '../report/format.js';
 import { syncDirectory } from '../system/atomic-write.js';
-import { describeReserve, headroom, readRoom, watchRoom } from '../system/free-space.js';
+import { type SpaceReserve, describeReserve, headroom, readRoom, watchRoom } from '../system/free-space.js';
 import { readManifest, totalSize } from './manifest.js';
 
 export class StagingArea {

@@ -3,8 +3,10 @@
 // a dump that fills it gives MariaDB a full disk, so a dump keeps a reserve free, checked before
 // it starts and watched while it runs.
 import { statfs } from 'node:fs/promises';
-import type { SpaceReserve } from '../config/values.js';
 import { formatBytes } from '../report/format.js';
+
+/** Free space to keep: an absolute size or a share of the filesystem (agent.staging_reserve). */
+export type SpaceReserve = { readonly bytes: number } | { readonly percent: number };
 
 export interface Room {
   /** Bytes the agent user may still write: root's reserved blocks are not among them. */

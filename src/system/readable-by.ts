@@ -4,7 +4,9 @@
 // misleading "Cannot find module".
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { dirname, sep } from 'node:path';
-import type { SystemUser } from './privileges.js';
+
+/** Who asks: a SystemUser of privileges.ts, which uses this file. */
+export type Reader = { readonly name: string; readonly uid: number; readonly gid: number };
 
 export interface Blocker {
   /** The directory the user cannot enter, or the file it cannot read. */
@@ -14,7 +16,7 @@ export interface Blocker {
 }
 
 /** The first place on the way to `file` that stops `user`, or undefined when it can read the file. */
-export async function unreadableBy(user: SystemUser, file: string): Promise<Blocker | undefined> {
+export async function unreadableBy(user: Reader, file: string): Promise<Blocker | undefined> {
   const groups = await groupsOf(user);
   const target = await realpath(file);
   const parts = dirname(target)
@@ -33,7 +35,7 @@ export async function unreadableBy(user: SystemUser, file: string): Promise<Bloc
   return undefined;
 }
 
-async function groupsOf(user: SystemUser): Promise<Set<number>> {
+async function groupsOf(user: Reader): Promise<Set<number>> {
   const groups = new Set([user.gid]);
   for (const line of (await readFile('/etc/group', 'utf8')).split('\n')) {
     const [, , gid, members] = line.split(':');
