@@ -88,7 +88,7 @@ if [[ -d node_modules/sd-notify ]]; then
   strip --strip-unneeded --remove-section=.comment --remove-section=.note \
     -o "$lib/node_modules/sd-notify/build/Release/notify.node" "$addon"
   chmod 644 "$lib/node_modules/sd-notify/build/Release/notify.node"
-  # The Node ABI trap (shared/reference/dump-facts.md §8): it must link Debian's libnode.
+  # The Node ABI trap: an addon built for another Node's ABI does not load; it must link Debian's libnode.
   # Captured first: with pipefail, `ldd | grep -q` fails at random when grep exits before ldd has
   # written everything (SIGPIPE); that failed a build under load.
   links=$(ldd "$lib/node_modules/sd-notify/build/Release/notify.node")

@@ -1,6 +1,6 @@
 // A marker written before each upload and removed after it. Finding one at the start of a run
 // means the previous upload was killed: duplicity resumes it when given the same command on the
-// same, unchanged staging directory (duplicity-facts §7), so that happens before any new dump.
+// same, unchanged staging directory, so that happens before any new dump.
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BackupKind, SourceKind } from '../domain.js';

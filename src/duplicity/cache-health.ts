@@ -1,6 +1,6 @@
 // A damaged duplicity cache (a signature file cut short by a full disk or a crash) fails every
 // backup with a Python traceback until someone deletes it, while a missing cache is simply rebuilt
-// from the target (duplicity-facts §5). So after a failure that may come from the cache, the cache
+// from the target. So after a failure that may come from the cache, the cache
 // is read through; if it is damaged it is moved aside (the newest damaged copy is kept for a
 // post-mortem) and the step is tried once more.
 // Not checked before every run: gunzipping the signatures runs at about 300 MB/s on one core (2

@@ -1,5 +1,5 @@
 // The command lines for both duplicity generations (0.8.22 on Debian 12, 3.0.4 on Debian 13), as
-// verified in duplicity-facts: the options that exist only in one version must only go there.
+// verified against both: the options that exist only in one version must only go there.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseRsyncUrl } from '../target/rsync-url.js';

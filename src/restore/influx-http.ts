@@ -1,5 +1,5 @@
 // influxd's HTTP query API, for what influxd restore cannot do: drop a database and look inside one.
-// Debian's influxdb package ships no `influx` CLI (dump-facts §6), so the agent speaks HTTP itself.
+// Debian's influxdb package ships no `influx` CLI, so the agent speaks HTTP itself.
 import { BackupFailedError, errorMessage } from '../errors.js';
 
 interface QueryResponse {

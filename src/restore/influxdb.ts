@@ -13,7 +13,7 @@ export interface MeasurementCount {
   readonly points: number;
 }
 
-// influxd's answer when the database already exists (dump-facts §6); the lab calls it harmless
+// influxd's answer when the database already exists; the lab this agent replaces calls it harmless
 // because it also shows up after a successful restore on some versions. It is accepted only when
 // the database is then really there with data.
 const SHARD_SETTLE_MS = 30_000;

@@ -1,6 +1,6 @@
 // Root's side of a MySQL/MariaDB restore: safety dump, replace the database with the downloaded
 // dump, and prove the result (tables versus the dump, row counts). The client runs as root through
-// the local socket (Debian's root authenticates with unix_socket), or with agent.admin_defaults_file.
+// the local socket (Debian's root authenticates with unix_socket), or with mysql.admin_defaults_file.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';

@@ -1,5 +1,5 @@
 // Which backup set a restore uses. duplicity itself silently falls back to the oldest full when the
-// requested time is before every backup (duplicity-facts §8), so the agent resolves the time to one
+// requested time is before every backup (rc 0, seen in 0.8 and 3.x), so the agent resolves the time to one
 // set first and refuses a time no backup covers.
 import type { BackupSet, ChainStatus } from '../domain.js';
 import { BackupFailedError, UsageError } from '../errors.js';

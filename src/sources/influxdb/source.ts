@@ -67,7 +67,7 @@ export class InfluxdbSource implements DataSource {
       } catch (error) {
         if (!(error instanceof CommandFailedError)) throw error;
         const output = error.result.stderrTail.join('\n');
-        // influxd answers an unknown database with a bare EOF (dump-facts §6).
+        // influxd answers an unknown database with a bare EOF.
         const cause = /backup failed: EOF|backup: EOF/.test(output)
           ? `database ${database} does not exist on ${this.host}`
           : (error.result.stderrTail.at(-1) ?? `exit code ${error.result.exitCode}`);

@@ -1,5 +1,5 @@
-// Turns the dump client's stderr into a cause the operator can act on. Error numbers are MariaDB's
-// (see dump-facts §1); an unprivileged user cannot tell "no such database" from "no grant" (both 1044).
+// Turns the dump client's stderr into a cause the operator can act on. Error numbers are MariaDB's;
+// an unprivileged user cannot tell "no such database" from "no grant" (both 1044).
 import { BackupFailedError } from '../../errors.js';
 import type { CommandFailedError } from '../../system/run-command.js';
 

@@ -1,6 +1,6 @@
 // What the backup user's grant lets mariadb-dump see. Without a privilege the dump either fails
 // (views without SHOW VIEW, --events without EVENT) or silently leaves the objects out (triggers
-// without TRIGGER, --routines without access to their bodies): dump-facts §1.
+// without TRIGGER, --routines without access to their bodies).
 // Read from SHOW GRANTS, which also lists the privileges of the user's active role.
 
 export type ObjectKind = 'view' | 'trigger' | 'routine' | 'event';
