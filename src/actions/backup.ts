@@ -16,7 +16,7 @@ import type { DataSource } from '../sources/source.js';
 import { StagingArea } from '../sources/staging.js';
 import { ensureWritableDirectory } from '../system/directories.js';
 import { acquireRunLock } from '../system/lock.js';
-import { ensureRemoteDirectory } from '../target/remote.js';
+import { ensureRemoteDirectory } from '../remote/remote.js';
 import {
   type AgentContext,
   duplicitySettings,

@@ -25,7 +25,7 @@ import {
   readUnitSandbox,
   resolvePaths,
 } from '../system/unit-sandbox.js';
-import { ensureRemoteDirectory, probeRemoteWrite } from '../target/remote.js';
+import { ensureRemoteDirectory, probeRemoteWrite } from '../remote/remote.js';
 import {
   type AgentContext,
   createContext,

@@ -1,7 +1,7 @@
 // The restore points on the target: duplicity's chain status, with sizes from the file listing.
 import type { BackupSet, SourceKind } from '../domain.js';
 import { allSets } from '../duplicity/collection-status.js';
-import { type RemoteFile, listRemoteFiles } from '../target/remote.js';
+import { type RemoteFile, listRemoteFiles } from '../remote/remote.js';
 import { type AgentContext, duplicitySettings, openDuplicity, targetDeadline } from '../context/context.js';
 
 export interface RestorePoint extends BackupSet {

@@ -4,7 +4,7 @@
 import { Cron } from 'croner';
 import { z } from 'zod';
 import type { SpaceReserve } from '../system/free-space.js';
-import { readRsyncUrl } from '../target/rsync-url.js';
+import { readRsyncUrl } from '../remote/rsync-url.js';
 
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
 

@@ -15,8 +15,8 @@ import type { DataSource } from '../sources/source.js';
 import { acquireBriefRunLock } from '../system/lock.js';
 import type { SystemUser } from '../system/privileges.js';
 import { CommandRunner, type Deadline, quickDeadline } from '../system/run-command.js';
-import { childUrl } from '../target/rsync-url.js';
-import { stopSharedConnection } from '../target/ssh-master.js';
+import { childUrl } from '../remote/rsync-url.js';
+import { stopSharedConnection } from '../remote/ssh-master.js';
 
 export interface AgentContext {
   readonly config: Config;

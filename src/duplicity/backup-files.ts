@@ -3,7 +3,7 @@
 // of the target (one rsync --list-only) can say what collection-status says, and more: which
 // volumes a set should have and which it has.
 import type { BackupKind } from '../domain.js';
-import type { RemoteFile } from '../target/remote.js';
+import type { RemoteFile } from '../remote/remote.js';
 import { parseDuplicityTime } from './collection-status.js';
 
 /** One backup set: a full (start = end) or an incremental from `start` to `end`, in duplicity's time text. */

@@ -15,7 +15,7 @@ import { createGunzip } from 'node:zlib';
 import { BackupFailedError } from '../errors.js';
 import { CommandFailedError } from '../system/run-command.js';
 import { parseManifest } from './backup-files.js';
-import { PERMANENT_REFUSAL } from '../target/failures.js';
+import { PERMANENT_REFUSAL } from '../remote/failures.js';
 
 /** duplicity's exit code for every error of the target's backend: unreachable, refused, missing directory. */
 const BACKEND_ERROR = 50;

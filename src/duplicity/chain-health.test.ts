@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { RemoteFile } from '../target/remote.js';
+import type { RemoteFile } from '../remote/remote.js';
 import { groupSets, parseBackupFileName, parseManifest } from './backup-files.js';
 import { type ChainEvidence, judgeNewestChain, sourceChange } from './chain-health.js';
 import { EMPTY_LEDGER, type UploadLedger, recordNewestSet } from './upload-ledger.js';

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { HealNotice } from '../domain.js';
 import type { CommandRunner, Deadline } from '../system/run-command.js';
-import { type RemoteFile, listRemoteFiles } from '../target/remote.js';
+import { type RemoteFile, listRemoteFiles } from '../remote/remote.js';
 import {
   type Manifest,
   type StoredSet,

@@ -2,7 +2,7 @@
 // verified against both: the options that exist only in one version must only go there.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseRsyncUrl } from '../target/rsync-url.js';
+import { parseRsyncUrl } from '../remote/rsync-url.js';
 import {
   type DuplicitySettings,
   backupCommand,

@@ -1,8 +1,8 @@
 // duplicity command lines as data: pure builders, one per operation, for 0.8 and 3.x.
 // Secrets never appear here: the passphrase travels in the PASSPHRASE environment variable.
 import type { BackupKind } from '../domain.js';
-import { type RsyncUrl, formatRsyncUrl } from '../target/rsync-url.js';
-import { type SshAccess, sshOptions } from '../target/ssh.js';
+import { type RsyncUrl, formatRsyncUrl } from '../remote/rsync-url.js';
+import { type SshAccess, sshOptions } from '../remote/ssh.js';
 import { type DuplicityVersion, isModernDuplicity } from './version.js';
 
 export type Encryption =

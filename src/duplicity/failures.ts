@@ -1,8 +1,8 @@
 // Turns duplicity's stderr into a cause the operator can act on: the target's refusals
-// (target/failures.ts) and duplicity's and gpg's own.
+// (remote/failures.ts) and duplicity's and gpg's own.
 import { BackupFailedError } from '../errors.js';
 import { CommandFailedError } from '../system/run-command.js';
-import { type Cause, TARGET_CAUSES } from '../target/failures.js';
+import { type Cause, TARGET_CAUSES } from '../remote/failures.js';
 
 const CAUSES: readonly Cause[] = [
   ...TARGET_CAUSES,

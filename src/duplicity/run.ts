@@ -2,7 +2,7 @@
 // come from command.ts; this file only adds the environment and the reading of results.
 import type { BackupKind, ChainStatus } from '../domain.js';
 import { CommandFailedError, type CommandRunner, type Deadline } from '../system/run-command.js';
-import { formatRsyncUrl } from '../target/rsync-url.js';
+import { formatRsyncUrl } from '../remote/rsync-url.js';
 import { parseCollectionStatus } from './collection-status.js';
 import {
   type DuplicitySettings,
@@ -12,7 +12,7 @@ import {
   removeAllButNFullCommand,
   restoreCommand,
 } from './command.js';
-import { PERMANENT_REFUSAL } from '../target/failures.js';
+import { PERMANENT_REFUSAL } from '../remote/failures.js';
 import { explainDuplicityFailure, isMissingTargetDirectory } from './failures.js';
 import { uploadedBytes } from './statistics.js';
 

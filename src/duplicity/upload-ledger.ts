@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../system/atomic-write.js';
 import type { CommandRunner, Deadline } from '../system/run-command.js';
-import { type RemoteFile, listRemoteFiles } from '../target/remote.js';
+import { type RemoteFile, listRemoteFiles } from '../remote/remote.js';
 import { type StoredSet, groupSets, setId } from './backup-files.js';
 import type { DuplicitySettings } from './command.js';
 

@@ -8,8 +8,8 @@ import { type AgentContext, duplicitySettings, targetDeadline } from '../context
 import type { SourceKind } from '../domain.js';
 import { BackupFailedError } from '../errors.js';
 import type { SystemUser } from '../system/privileges.js';
-import { listRemoteFiles } from '../target/remote.js';
-import { formatRsyncUrl } from '../target/rsync-url.js';
+import { listRemoteFiles } from '../remote/remote.js';
+import { formatRsyncUrl } from '../remote/rsync-url.js';
 
 // duplicity's long and short volume names (file_naming.py): duplicity-full.T.volN.difftar[.gz|.gpg],
 // duplicity-inc.T1.to.T2.volN.difftar[...], df.T.N.dt[.z|.g], di.T1.T2.N.dt[...].

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { pino } from 'pino';
-import { PERMANENT_REFUSAL } from '../target/failures.js';
+import { PERMANENT_REFUSAL } from '../remote/failures.js';
 import { CommandFailedError, CommandRunner, TimedOutError } from './run-command.js';
 
 const runner = new CommandRunner(pino({ level: 'silent' }), new AbortController().signal);
