@@ -3,13 +3,13 @@
 // same, unchanged staging directory, so that happens before any new dump.
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import type { BackupKind, SourceKind } from '../domain.js';
 import { writeFileAtomic } from '../system/atomic-write.js';
 
-export interface InterruptedUpload {
-  readonly kind: BackupKind;
-  readonly startedAt: string;
-}
+const markerSchema = z.object({ kind: z.enum(['full', 'incremental']), startedAt: z.string().datetime() });
+
+export type InterruptedUpload = Readonly<z.infer<typeof markerSchema>>;
 
 function markerPath(cacheDir: string, source: SourceKind): string {
   return join(cacheDir, `${source}.upload-in-progress.json`);
@@ -20,8 +20,10 @@ export async function findInterruptedUpload(
   source: SourceKind,
 ): Promise<InterruptedUpload | undefined> {
   try {
-    return JSON.parse(await readFile(markerPath(cacheDir, source), 'utf8')) as InterruptedUpload;
+    return markerSchema.parse(JSON.parse(await readFile(markerPath(cacheDir, source), 'utf8')));
   } catch {
+    // None, or one that does not parse: no upload to resume; the chain check before the next
+    // upload still sees what a killed one left on the target.
     return undefined;
   }
 }

@@ -15,18 +15,21 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
+import { z } from 'zod';
 import { AgentError, LockHeldError, errorMessage } from '../errors.js';
 
 const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 
 /** What the holder writes into the lock file, so that a refused run can name it. */
-export interface LockHolder {
-  readonly pid: number;
-  readonly startedAt: string;
-  readonly command: string;
+const holderSchema = z.object({
+  pid: z.number().int().positive(),
+  startedAt: z.string(),
+  command: z.string(),
   /** Holds it for a moment only (see acquireBriefRunLock): worth waiting for. */
-  readonly brief?: true;
-}
+  brief: z.literal(true).optional(),
+});
+
+export type LockHolder = Readonly<z.infer<typeof holderSchema>>;
 
 export interface RunLock {
   readonly path: string;
@@ -235,13 +238,9 @@ function flock(handle: FileHandle, path: string, waitMs: number): Promise<boolea
 async function readHolder(handle: FileHandle): Promise<LockHolder | undefined> {
   const { buffer, bytesRead } = await handle.read({ buffer: Buffer.alloc(HOLDER_MAX_BYTES), position: 0 });
   try {
-    const parsed = JSON.parse(buffer.subarray(0, bytesRead).toString('utf8')) as Partial<LockHolder>;
-    const { pid, startedAt, command, brief } = parsed;
-    if (typeof pid === 'number' && typeof startedAt === 'string' && typeof command === 'string') {
-      return { pid, startedAt, command, ...(brief === true ? { brief } : {}) };
-    }
+    return holderSchema.parse(JSON.parse(buffer.subarray(0, bytesRead).toString('utf8')));
   } catch {
     // Empty (a holder that has just taken it) or not the agent's: unnamed.
+    return undefined;
   }
-  return undefined;
 }
