@@ -31,6 +31,10 @@ import { freePort } from './harness/ports.js';
 import { type SmtpSink, startSmtpSink } from './harness/smtp.js';
 import { type SshTarget, startSshTarget } from './harness/ssh-target.js';
 import { type TestCa, makeTestCa } from './harness/tls-ca.js';
+import { loadConfig } from '../src/config/load.js';
+import { hostCalendar, readHostIdentity, spreadOffsetMs } from '../src/history/spread.js';
+import { formatTime } from '../src/history/time-text.js';
+import { formatRsyncUrl } from '../src/remote/rsync-url.js';
 
 const BULK_DATABASE = 'bulk';
 
@@ -540,3 +544,62 @@ async function prepareBulkDatabase(): Promise<void> {
   await mariadb.createBackupUser('bk', MYSQL_PASSWORD, [MYSQL_DATABASE, BULK_DATABASE]);
   bulkReady = true;
 }
+
+test("with a spread the daemon runs at this host's slot, not at the schedule's time; status, run --dry-run and check name the offset", async () => {
+  // The offset is this machine's (its /etc/machine-id and host name) for this target: the spread is
+  // sized so that the offset is about 25 s, and the schedule's time is put that far before the slot.
+  await writeDaemonConfig(host, files, { agent: { schedule: '0 0 1 1 *', catch_up: 'false' } });
+  const identity = readHostIdentity();
+  const url = formatRsyncUrl((await loadConfig(host.configFile)).target.url);
+  const fraction = spreadOffsetMs(identity, url, 1e12) / 1e12;
+  const spread = `${Math.max(30, Math.ceil(25 / fraction))}s`;
+  const slotAt = Math.ceil(Date.now() / 1000) * 1000 + 20_000;
+  const planned = async (schedule: string) => {
+    await writeDaemonConfig(host, files, { agent: { schedule, spread, catch_up: 'false' } });
+    return hostCalendar(await loadConfig(host.configFile), identity);
+  };
+  const { offsetMs } = await planned('0 0 1 1 *');
+  assert.ok(offsetMs >= 10_000, `offset ${offsetMs} ms of spread ${spread}`);
+  const scheduled = new Date(slotAt - offsetMs);
+  const calendar = await planned(
+    `${scheduled.getUTCSeconds()} ${scheduled.getUTCMinutes()} ${scheduled.getUTCHours()} * * *`,
+  );
+  assert.equal(calendar.schedule.next(new Date())?.getTime(), slotAt);
+
+  const daemon = startDaemon(host);
+  const ready = await daemon.waitForLog('daemon ready', (line) => /^daemon ready/.test(line.msg));
+  assert.equal(ready['offsetMs'], offsetMs);
+  const started = await daemon.waitForLog(
+    'the run',
+    (line) => /^run started: daemon \(scheduled /.test(line.msg),
+    90_000,
+  );
+  const startedAt = Date.parse(String(started['time']));
+  assert.ok(startedAt >= slotAt, `started ${startedAt - slotAt} ms after the slot`);
+  assert.ok(startedAt < slotAt + 5_000, `started ${startedAt - slotAt} ms after the slot`);
+  await waitFor('the run to be recorded', async () => (await lastRunOf())?.slot === new Date(slotAt).toISOString());
+  assert.equal((await lastRunOf())?.result, 'ok');
+  daemon.signal('SIGTERM');
+  assert.equal((await daemon.exited).exitCode, 0, daemon.output());
+
+  const tomorrow = formatTime(new Date(slotAt + 86_400_000), 'UTC');
+  const status = await host.run(['status']);
+  assert.match(
+    status.stdout,
+    new RegExp(`^next run: {3}${tomorrow} \\(schedule ".*" in UTC, offset \\d+s of spread \\S+\\)$`, 'm'),
+  );
+  assert.match(status.stdout, /^full day: {3}\w{3}$/m);
+  const plan = await host.run(['run', '--dry-run']);
+  assert.equal(plan.exitCode, 0, plan.stderr);
+  assert.match(plan.stdout, new RegExp(`^Next slot: ${tomorrow} \\(.*, offset \\d+s of spread .*\\); full day`, 'm'));
+
+  // 23:15 + 2 h cannot end by 01:00, whatever the run takes: check says by how much.
+  await writeDaemonConfig(host, files, { agent: { schedule: '15 23 * * *', spread: '2h', deadline: '01:00' } });
+  const check = await host.run(['check']);
+  assert.equal(check.exitCode, 78, check.stdout);
+  assert.match(
+    check.stdout,
+    /^\[FAIL\] schedule: schedule .* 23:15 UTC \+ spread 2h00m \+ run time .* ends .*, [\d.]+ (min|h) after agent\.deadline 01:00 .*; this host: offset .* of spread 2h00m, next slot .*$/m,
+  );
+  assert.match(check.stdout, /^ {7}fix: with this run time agent\.spread can be at most /m);
+});

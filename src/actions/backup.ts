@@ -29,6 +29,7 @@ import {
 import type { Deadline } from '../system/run-command.js';
 import { findInterruptedUpload, markUploadFinished, markUploadStarted } from './interrupted-upload.js';
 import { decideKind, planRetention, verifyNewFull } from '../plan/decide.js';
+import { hostFullDay, readHostIdentity } from '../history/spread.js';
 
 export interface BackupRequest {
   readonly sources: readonly DataSource[];
@@ -135,7 +136,7 @@ async function backupSource(
     const decision = decideKind({
       status,
       now: new Date(),
-      fullDay: config.agent.full_day,
+      fullDay: hostFullDay(config, readHostIdentity()),
       timezone: config.agent.timezone,
       maxFullAgeMs: config.agent.max_full_age,
       requested,

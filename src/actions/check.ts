@@ -8,6 +8,8 @@ import type { Config } from '../config/schema.js';
 import { readPassphrase } from '../duplicity/passphrase.js';
 import { proveSigningKey } from '../duplicity/signing-key.js';
 import { AgentError, errorMessage } from '../errors.js';
+import { hostCalendar, judgeSlot, readHostIdentity } from '../history/spread.js';
+import { readState } from '../history/state.js';
 import { CLEARTEXT_WARNING } from '../notify/mail.js';
 import { type Logger, createLogger } from '../report/logger.js';
 import { formatBytes } from '../report/format.js';
@@ -41,6 +43,18 @@ export interface CheckItem {
   readonly status: 'ok' | 'warn' | 'fail';
   readonly detail: string;
   readonly hint?: string | undefined;
+  /** Its failure is the configuration's own (keys that contradict each other), not the host's. */
+  readonly configuration?: boolean;
+}
+
+/**
+ * 78 (EX_CONFIG) when a failed item is the configuration's own, as for a file that does not load:
+ * the fix is in the file, not on the host. 1 for any other failure.
+ */
+export function checkExitCode(items: readonly CheckItem[]): number {
+  const failed = items.filter((item) => item.status === 'fail');
+  if (failed.some((item) => item.configuration === true)) return 78;
+  return failed.length > 0 ? 1 : 0;
 }
 
 export async function runChecks(config: Config, logger: Logger, cancel: AbortSignal): Promise<CheckItem[]> {
@@ -110,6 +124,12 @@ export async function runChecks(config: Config, logger: Logger, cancel: AbortSig
   await check('state file', async () => {
     await ensureWritableDirectory(dirname(config.agent.state_file), 'agent.state_file');
     return `${dirname(config.agent.state_file)} is writable`;
+  });
+  await check('schedule', async () => {
+    // An unreadable state file only costs the run time estimate; the default then stands in.
+    const state = await readState(config.agent.state_file).catch(() => null);
+    const calendar = hostCalendar(config, readHostIdentity());
+    return { name: 'schedule', configuration: true, ...judgeSlot(config, calendar, state, new Date()) };
   });
   if (config.metrics.textfile !== '') await check('metrics file', () => checkMetricsDirectory(config.metrics.textfile));
   await check('unit sandbox', () => checkSandbox(config, runner));

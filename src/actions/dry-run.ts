@@ -1,6 +1,6 @@
-// `run --dry-run`: the plan of a run (each source: full or incremental and why, every command line)
-// built with the same decision and command builders as a real run, executing only read-only
-// calls on the target: collection-status and the listing the chain check reads.
+// `run --dry-run`: the plan of a run (this host's slot; each source: full or incremental and why,
+// every command line) built with the same calendar, decision and command builders as a real run,
+// executing only read-only calls on the target: collection-status and the listing the chain check reads.
 import { join } from 'node:path';
 import type { BackupKind, KindDecision, SourceKind } from '../domain.js';
 import { chainHeal } from '../duplicity/chain-health.js';
@@ -9,7 +9,8 @@ import { errorMessage } from '../errors.js';
 import type { DataSource, PlannedCommand } from '../sources/source.js';
 import { StagingArea } from '../sources/staging.js';
 import { type AgentContext, openDuplicity, duplicitySettings, targetDeadline } from '../context/context.js';
-import { type RetentionPlan, decideKind, planRetention } from '../plan/decide.js';
+import { type HostFullDay, type RetentionPlan, decideKind, planRetention } from '../plan/decide.js';
+import { hostCalendar, readHostIdentity } from '../history/spread.js';
 
 export interface SourcePlan {
   readonly source: SourceKind;
@@ -17,20 +18,49 @@ export interface SourcePlan {
   readonly commands: readonly PlannedCommand[];
 }
 
-export type BackupPlan = readonly SourcePlan[];
+/** When the daemon would run: the schedule, this host's offset within the spread, and its full day. */
+export interface SlotPlan {
+  readonly schedule: string;
+  readonly timezone: string;
+  readonly spreadMs: number;
+  readonly offsetMs: number;
+  readonly next: Date | null;
+  readonly fullDay: HostFullDay;
+}
+
+export interface BackupPlan {
+  readonly slot: SlotPlan;
+  readonly sources: readonly SourcePlan[];
+}
 
 export async function planBackup(
   context: AgentContext,
   sources: readonly DataSource[],
   requested: BackupKind | undefined,
 ): Promise<BackupPlan> {
-  return Promise.all(sources.map((source) => planSource(context, source, requested)));
+  const { agent } = context.config;
+  const now = new Date();
+  const calendar = hostCalendar(context.config, readHostIdentity());
+  const slot: SlotPlan = {
+    schedule: agent.schedule,
+    timezone: agent.timezone,
+    spreadMs: calendar.spreadMs,
+    offsetMs: calendar.offsetMs,
+    next: calendar.schedule.next(now),
+    fullDay: calendar.fullDay,
+  };
+  return {
+    slot,
+    sources: await Promise.all(sources.map((source) => planSource(context, source, requested, calendar.fullDay, now))),
+  };
 }
 
 async function planSource(
   context: AgentContext,
   source: DataSource,
   requested: BackupKind | undefined,
+  fullDay: HostFullDay,
+  now: Date,
 ): Promise<SourcePlan> {
   const { config } = context;
   const settings = duplicitySettings(context, source.kind);
@@ -51,8 +81,8 @@ async function planSource(
       : { heal: undefined };
     decision = decideKind({
       status,
-      now: new Date(),
-      fullDay: config.agent.full_day,
+      now,
+      fullDay,
       timezone: config.agent.timezone,
       maxFullAgeMs: config.agent.max_full_age,
       requested,

@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { alertAboutRun } from '../notify/alerts.js';
-import { Schedule } from '../history/schedule.js';
+import { hostCalendar, readHostIdentity } from '../history/spread.js';
 import { StateStore } from '../history/state-store.js';
 import { type RunWindow, emptyState, recordOutcomes, recordsOfRun } from '../history/state.js';
 import { formatTime } from '../history/time-text.js';
@@ -36,7 +36,7 @@ export async function recordManualRun(
     trigger: window.trigger,
     results: recordsOfRun(state, window.startedAt),
     logLines: [],
-    next: new Schedule(agent.schedule, agent.timezone).next(window.finishedAt),
+    next: hostCalendar(config, readHostIdentity()).schedule.next(window.finishedAt),
     show,
   };
   await alertAboutRun(createMailer(config.notify, logger), config.notify.on, report, {

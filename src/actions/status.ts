@@ -1,12 +1,11 @@
 // `backup-agent status`: per source, what the state file knows of the daemon's and manual runs
 // (last run, last success, newest full and chain length, deadline and RPO) and when the next run
-// comes with its expected kind; with --remote, also what duplicity says about the chain on the target. Returns data only;
+// comes (this host's slot within agent.spread, and its full day) with its expected kind; with --remote, also what duplicity says about the chain on the target. Returns data only;
 // cli/output.ts prints it as a table or as JSON. Healthy means: every enabled source's last run
 // succeeded and no SLA promise is broken — what Nagios or cron needs to know.
-import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { enabledKinds, nextRun } from '../history/next-run.js';
-import { Schedule } from '../history/schedule.js';
+import { type HostIdentity, hostCalendar, readHostIdentity } from '../history/spread.js';
 import { type DeadlineStatus, type RpoStatus, evaluateSla } from '../history/sla.js';
 import {
   type AgentState,
@@ -19,6 +18,7 @@ import {
 import { formatTime } from '../history/time-text.js';
 import type { BackupKind, ChainStatus, SourceKind } from '../domain.js';
 import { newestFull } from '../duplicity/collection-status.js';
+import type { HostFullDay } from '../plan/decide.js';
 import { errorMessage } from '../errors.js';
 import { type AgentContext, openDuplicity } from '../context/context.js';
 
@@ -58,6 +58,9 @@ export interface StatusReport {
   readonly stateProblem: string | null;
   readonly timezone: string;
   readonly schedule: string;
+  /** agent.spread and this host's offset in it: nextRun is the schedule's time plus the offset. */
+  readonly spread: { readonly spreadMs: number; readonly offsetMs: number };
+  readonly fullDay: HostFullDay;
   readonly lastRun: RunRecord | null;
   readonly nextRun: Date | null;
   readonly sources: readonly SourceStatus[];
@@ -88,6 +91,7 @@ export async function collectStatus(config: Config, options: StatusOptions): Pro
     targets: remote?.targets ?? null,
     chains: remote?.chains ?? {},
     now,
+    identity: readHostIdentity(),
   });
 }
 
@@ -98,12 +102,13 @@ interface ReportInput {
   /** The target's chains, when read: the next kind is then decided from them, as a run would. */
   readonly chains: Partial<Record<SourceKind, ChainStatus>>;
   readonly now: Date;
+  readonly identity: HostIdentity;
 }
 
-/** Pure: the report from the state, the target's chains and the clock. */
+/** Pure: the report from the state, the target's chains, the host's identity and the clock. */
 export function buildReport(config: Config, input: ReportInput): StatusReport {
   const { agent } = config;
-  const schedule = new Schedule(agent.schedule, agent.timezone);
+  const calendar = hostCalendar(config, input.identity);
   const state = input.state ?? emptyState(input.now);
   const sources = enabledKinds(config);
   const sla = evaluateSla({
@@ -111,10 +116,10 @@ export function buildReport(config: Config, input: ReportInput): StatusReport {
     sources,
     now: input.now,
     rpoMs: agent.rpo,
-    deadline: agent.deadline === null ? null : schedule.lastDeadline(agent.deadline, input.now),
+    deadline: agent.deadline === null ? null : calendar.schedule.lastDeadline(agent.deadline, input.now),
     show: (date) => formatTime(date, agent.timezone),
   });
-  const next = nextRun(config, schedule, state, sources, input.now, input.chains);
+  const next = nextRun(config, calendar, state, sources, input.now, input.chains);
   const statuses = sla.sources.map((judged): SourceStatus => {
     const entry = state.sources[judged.source];
     const target = input.targets?.[judged.source] ?? null;
@@ -139,13 +144,15 @@ export function buildReport(config: Config, input: ReportInput): StatusReport {
   });
   return {
     version: 1,
-    host: hostname(),
+    host: input.identity.hostname,
     generatedAt: input.now,
     healthy: input.stateProblem === null && statuses.every((status) => status.health === 'ok'),
     stateFile: agent.state_file,
     stateProblem: input.stateProblem,
     timezone: agent.timezone,
     schedule: agent.schedule,
+    spread: { spreadMs: calendar.spreadMs, offsetMs: calendar.offsetMs },
+    fullDay: calendar.fullDay,
     lastRun: input.state?.lastRun ?? null,
     nextRun: next?.at ?? null,
     sources: statuses,

@@ -9,12 +9,18 @@ import { formatBytes } from '../report/format.js';
 import type { SourceStatus, StatusReport } from '../actions/status.js';
 import type { DeadlineStatus } from '../history/sla.js';
 import type { SourceRun } from '../history/state.js';
+import { offsetText } from '../history/spread.js';
+import type { HostFullDay } from '../plan/decide.js';
 import { formatAge as formatHours, formatTime } from '../history/time-text.js';
 import { formatDuration } from '../report/format.js';
 
 export function formatPlan(plan: BackupPlan): string {
-  const lines: string[] = ['Dry run: nothing will be dumped, uploaded or removed.'];
-  for (const source of plan) {
+  const { slot } = plan;
+  const lines: string[] = [
+    'Dry run: nothing will be dumped, uploaded or removed.',
+    `Next slot: ${slot.next === null ? 'never' : formatTime(slot.next, slot.timezone)} (${slotText(slot.schedule, slot.timezone, slot)}); full day ${fullDayLine(slot.fullDay)}.`,
+  ];
+  for (const source of plan.sources) {
     lines.push('', `${source.source}: ${source.decision.kind} backup (${source.decision.reason})`);
     for (const command of source.commands) {
       lines.push(
@@ -102,7 +108,8 @@ export function formatStatus(report: StatusReport): string {
     const reason = last.reason === null ? '' : `: ${last.reason}`;
     lines.push(`last run:   ${show(last.startedAt)} ${last.result.toUpperCase()}${reason} (${last.trigger})`);
   }
-  lines.push(`next run:   ${show(report.nextRun)} (schedule "${report.schedule}", ${report.timezone})`);
+  lines.push(`next run:   ${show(report.nextRun)} (${slotText(report.schedule, report.timezone, report.spread)})`);
+  lines.push(`full day:   ${fullDayLine(report.fullDay)}`);
   for (const source of report.sources) {
     lines.push('', `${source.source}: ${source.health.toUpperCase()}`);
     const run = source.lastRun;
@@ -124,6 +131,15 @@ export function formatStatus(report: StatusReport): string {
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** 'schedule "15 23 * * *" in UTC + offset 27m12s of spread 2h00m': where this host's slot comes from. */
+function slotText(schedule: string, timezone: string, spread: { spreadMs: number; offsetMs: number }): string {
+  return `schedule "${schedule}" in ${timezone}, ${offsetText(spread)}`;
+}
+
+function fullDayLine(fullDay: HostFullDay): string {
+  return fullDay.auto ? `${fullDay.day} (full_day = auto: chosen for this host)` : fullDay.day;
 }
 
 function runText(run: SourceRun, show: (date: Date) => string): string {

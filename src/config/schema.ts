@@ -2,11 +2,12 @@
 // file, the README table and the loader all come from this table, so they cannot disagree.
 import type { z } from 'zod';
 import {
-  WEEKDAYS,
+  FULL_DAYS,
   absolutePath,
   boolean,
   cronExpression,
   duration,
+  durationOrZero,
   emailAddress,
   emailList,
   gpgKeyId,
@@ -17,6 +18,7 @@ import {
   oneOf,
   optionalAbsolutePath,
   optionalTimeOfDay,
+  pingUrl,
   rsyncUrl,
   size,
   spaceReserve,
@@ -31,7 +33,7 @@ export interface KeySpec<T> {
   readonly doc: string;
   /** Shown in the example file instead of an empty default. */
   readonly example?: string;
-  /** The value can carry a password (a URL's user:password@): an error names the key but never shows the value. */
+  /** The value can carry a password (a URL's user:password@, a ping URL's token): an error names the key but never shows the value. */
   readonly secret?: boolean;
 }
 
@@ -52,7 +54,16 @@ export const CONFIG_KEYS = {
       'When the daemon runs a backup (cron: 5 fields, or 6 with seconds first), evaluated in `timezone`.',
     ),
     timezone: key(timeZone, 'UTC', 'Time zone of `schedule` and `full_day`.'),
-    full_day: key(oneOf(WEEKDAYS), 'sun', 'Weekday of the weekly full backup; other days are incremental.'),
+    spread: key(
+      durationOrZero,
+      '0',
+      'Each host runs at `schedule` plus its own stable offset in [0, spread), hashed from its machine-id, host name and `target.url`, so that a fleet does not reach the target in the same minute; catch-up, `deadline` and `next run` use this slot. 0: exactly at `schedule`.',
+    ),
+    full_day: key(
+      oneOf(FULL_DAYS),
+      'sun',
+      'Weekday of the weekly full backup; other days are incremental. auto: a weekday chosen for this host from its identity (machine-id, host name, `target.url`), so that a fleet spreads its fulls over the week.',
+    ),
     max_full_age: key(duration, '8d', 'A full backup is forced when the newest full on the target is older than this.'),
     keep_full: key(
       integer(
@@ -234,6 +245,12 @@ export const CONFIG_KEYS = {
       oneOf(['failure', 'always'] as const),
       'failure',
       'failure: mail failures and recoveries; always: also every successful run.',
+    ),
+    ping_url: key(
+      pingUrl,
+      '',
+      "Dead-man's switch: pinged when a backup run (scheduled or `backup-agent run`) starts, succeeds or fails; 5 s timeout, never fails a backup. A healthchecks.io check (https://hc-ping.com/<uuid>, or self-hosted) gets <url>/start, <url>, and <url>/fail with the last log lines; an Uptime Kuma push URL (path …/api/push/<token>) gets, at the end only, status=up, or status=down with msg=<cause>. A private CA: as for smtp_url. Empty: no pings.",
+      { secret: true },
     ),
   },
   metrics: {

@@ -8,10 +8,20 @@ import { readRsyncUrl } from '../remote/rsync-url.js';
 
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
 
+function durationMs(text: string): number {
+  return Number(text.slice(0, -1)) * UNIT_MS[text.slice(-1) as keyof typeof UNIT_MS];
+}
+
 export const duration = z
   .string()
   .regex(/^\d+[smhdw]$/, 'expected a whole number and a unit (s, m, h, d or w), e.g. 8d or 36h')
-  .transform((text) => Number(text.slice(0, -1)) * UNIT_MS[text.slice(-1) as keyof typeof UNIT_MS]);
+  .transform(durationMs);
+
+/** A duration where 0 needs no unit: "spread = 0" reads as "none". */
+export const durationOrZero = z
+  .string()
+  .regex(/^(0|\d+[smhdw])$/, 'expected 0, or a whole number and a unit (s, m, h, d or w), e.g. 2h or 90m')
+  .transform((text) => (text === '0' ? 0 : durationMs(text)));
 
 const SIZE_UNITS = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 } as const;
 const SIZE = /^(\d+)([KMGT]?)$/;
@@ -121,6 +131,8 @@ export const rsyncUrl = z.string().transform((text, context) => {
 
 export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 export type Weekday = (typeof WEEKDAYS)[number];
+/** agent.full_day: a weekday, or auto for one chosen per host from its identity (history/spread.ts). */
+export const FULL_DAYS = [...WEEKDAYS, 'auto'] as const;
 
 /** influxd's -host argument. */
 export const hostPort = z
@@ -197,4 +209,39 @@ export const smtpUrl = z.string().transform((text, context) => {
     port: url.port === '' ? (secure ? 465 : 25) : Number(url.port),
     user: url.username === '' ? null : decodeURIComponent(url.username),
   } satisfies SmtpUrl;
+});
+
+/** notify.ping_url: where the dead-man's pings go, and which of the two protocols they speak. */
+export interface PingUrl {
+  readonly href: string;
+  /** An Uptime Kuma push monitor (its path ends in /api/push/<token>); anything else is a healthchecks check. */
+  readonly service: 'healthchecks' | 'uptime-kuma';
+}
+
+const UPTIME_KUMA_PUSH_PATH = /\/api\/push\/[^/]+$/;
+
+/** Empty means no pings. */
+export const pingUrl = z.string().transform((text, context): PingUrl | null => {
+  if (text === '') return null;
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || !['http:', 'https:'].includes(url.protocol) || url.hostname === '' || url.pathname === '/') {
+    context.addIssue({
+      code: 'custom',
+      message:
+        'expected the http(s) URL of one check: https://hc-ping.com/<uuid> (healthchecks) or https://<host>/api/push/<token> (Uptime Kuma push monitor)',
+    });
+    return z.NEVER;
+  }
+  if (url.username !== '' || url.password !== '') {
+    // node's fetch refuses such a URL; the check's own token is the secret that identifies it.
+    context.addIssue({ code: 'custom', message: 'a user or password in the URL is not allowed' });
+    return z.NEVER;
+  }
+  url.hash = '';
+  return { href: url.href, service: UPTIME_KUMA_PUSH_PATH.test(url.pathname) ? 'uptime-kuma' : 'healthchecks' };
 });

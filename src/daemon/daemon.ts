@@ -1,9 +1,9 @@
 // `backup-agent daemon`, what the systemd unit runs for months unattended. It fires runBackup on
-// agent.schedule, catches up a slot missed while the host was off, keeps state.json (shared with
-// manual runs), the metrics file and systemd's STATUS= current, mails failures, recoveries and SLA
-// breaches, reloads its configuration on SIGHUP (keeping the old one when the new one is invalid)
-// and, on SIGTERM, stops the running backup through the shared AbortSignal, records that, and
-// returns for exit 0.
+// this host's slots (agent.schedule plus its offset within agent.spread), catches up a slot missed
+// while the host was off, keeps state.json (shared with manual runs), the metrics file and
+// systemd's STATUS= current, mails failures, recoveries and SLA breaches, reloads its configuration
+// on SIGHUP (keeping the old one when the new one is invalid) and, on SIGTERM, stops the running
+// backup through the shared AbortSignal, records that, and returns for exit 0.
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { Config } from '../config/schema.js';
@@ -19,7 +19,8 @@ import type { LogTail } from './log-tail.js';
 import { enabledKinds, nextRun } from '../history/next-run.js';
 import { alertAboutBreaches, alertAboutRun } from '../notify/alerts.js';
 import { type RunRequest, executeRun, recordRunEnd } from './run-cycle.js';
-import { Schedule } from '../history/schedule.js';
+import type { HostCalendar } from '../history/schedule.js';
+import { hostCalendar, offsetText, readHostIdentity } from '../history/spread.js';
 import { StateStore } from '../history/state-store.js';
 import { type Breach, evaluateSla, reconcileBreaches } from '../history/sla.js';
 import { statusLine } from './status-line.js';
@@ -59,7 +60,7 @@ type ScheduledRun = RunRequest & { readonly slot: Date | null; readonly catchUp?
 
 class Daemon {
   private config: Config;
-  private schedule: Schedule;
+  private calendar: HostCalendar;
   private state: stateFile.AgentState = stateFile.emptyState(new Date());
   private breaches: readonly Breach[] = [];
   private reloadProblem: string | null = null;
@@ -76,7 +77,7 @@ class Daemon {
   constructor(private readonly options: DaemonOptions) {
     this.config = options.config;
     this.log = options.logger;
-    this.schedule = new Schedule(this.config.agent.schedule, this.config.agent.timezone);
+    this.calendar = hostCalendar(this.config, readHostIdentity());
     this.notifier = connectToSystemd(options.logger);
     this.store = new StateStore(() => this.config.agent.state_file, options.logger, 'backup-agent daemon');
   }
@@ -97,12 +98,22 @@ class Daemon {
     this.notifier.ready();
     this.publishStatus();
     this.startWatchdog();
-    const next = this.schedule.next(new Date());
+    const { offsetMs, spreadMs, fullDay } = this.calendar;
+    const next = this.calendar.schedule.next(new Date());
     this.log.info(
-      { schedule: agent.schedule, timezone: agent.timezone, next, notify: this.notifier.active },
-      'daemon ready: schedule "%s" (%s), next run %s',
+      {
+        schedule: agent.schedule,
+        timezone: agent.timezone,
+        spreadMs,
+        offsetMs,
+        fullDay,
+        next,
+        notify: this.notifier.active,
+      },
+      'daemon ready: schedule "%s" (%s), %s, next run %s',
       agent.schedule,
       agent.timezone,
+      offsetText(this.calendar),
       next === null ? 'never' : this.show(next),
     );
   }
@@ -125,7 +136,9 @@ class Daemon {
 
   private armSchedule(): void {
     this.disarm();
-    const job = this.schedule.arm((slot) => this.startRun({ trigger: `daemon (scheduled ${this.show(slot)})`, slot }));
+    const job = this.calendar.schedule.arm((slot) =>
+      this.startRun({ trigger: `daemon (scheduled ${this.show(slot)})`, slot }),
+    );
     this.disarm = () => job.stop();
   }
 
@@ -133,7 +146,7 @@ class Daemon {
     if (!this.config.agent.catch_up) return;
     const decide = (state: stateFile.AgentState | null) =>
       decideCatchUp({
-        latestSlot: this.schedule.latestAtOrBefore(new Date()),
+        latestSlot: this.calendar.schedule.latestAtOrBefore(new Date()),
         state,
         sources: enabledKinds(this.config),
         show: (date) => this.show(date),
@@ -192,7 +205,7 @@ class Daemon {
     this.activity.begin();
     let end;
     try {
-      end = await executeRun(config, this.log, this.options.cancel, this.activity, request);
+      end = await executeRun(config, this.log, this.options.cancel, this.activity, request, this.options.logTail);
     } finally {
       this.activity.end();
     }
@@ -211,7 +224,7 @@ class Daemon {
       trigger: request.trigger,
       results: stateFile.recordsOfRun(this.state, startedAt),
       logLines: this.options.logTail.last(MAIL_LOG_LINES),
-      next: this.schedule.next(new Date()),
+      next: this.calendar.schedule.next(new Date()),
       show: (date: Date) => this.show(date),
     };
     await alertAboutRun(createMailer(config.notify, this.log), config.notify.on, report, recorded.transitions);
@@ -237,14 +250,15 @@ class Daemon {
       return;
     }
     this.config = config;
-    this.schedule = new Schedule(config.agent.schedule, config.agent.timezone);
+    this.calendar = hostCalendar(config, readHostIdentity());
     this.reloadProblem = null;
     this.armSchedule();
-    const next = this.schedule.next(new Date());
+    const next = this.calendar.schedule.next(new Date());
     this.log.info(
-      { schedule: config.agent.schedule, next },
-      'configuration reloaded: schedule "%s", next run %s',
+      { schedule: config.agent.schedule, offsetMs: this.calendar.offsetMs, next },
+      'configuration reloaded: schedule "%s", %s, next run %s',
       config.agent.schedule,
+      offsetText(this.calendar),
       next === null ? 'never' : this.show(next),
     );
     // A new rpo or deadline may open or close a breach right now.
@@ -258,7 +272,7 @@ class Daemon {
       sources: enabledKinds(this.config),
       now,
       rpoMs: agent.rpo,
-      deadline: agent.deadline === null ? null : this.schedule.lastDeadline(agent.deadline, now),
+      deadline: agent.deadline === null ? null : this.calendar.schedule.lastDeadline(agent.deadline, now),
       show: (date) => this.show(date),
     });
   }
@@ -288,7 +302,7 @@ class Daemon {
         now,
         timeZone: this.config.agent.timezone,
         running: startedAt === null ? null : { startedAt, steps: this.activity.steps },
-        next: nextRun(this.config, this.schedule, this.state, enabledKinds(this.config), now),
+        next: nextRun(this.config, this.calendar, this.state, enabledKinds(this.config), now),
         state: this.state,
         breaches: this.breaches,
         reloadProblem: this.reloadProblem,

@@ -98,3 +98,27 @@ test('the latest slot is found in the schedule time zone, and a slot exactly now
     '2026-11-23T23:15:00.000Z',
   );
 });
+
+test("catch-up follows this host's slot within the spread, not the schedule's time", () => {
+  // Offset 1h30m: the 23:15 schedule is this host's 00:45.
+  const spread = new Schedule('15 23 * * *', 'UTC', 90 * 60_000);
+  const sources = ['mysql', 'influxdb'] as const;
+  const state = stateWithRuns(['2026-11-23T00:45:00Z', [ok('mysql'), ok('influxdb')]]);
+  // Booted at 00:30: the schedule's 23:15 has passed, but this host's slot is still to come.
+  const early = new Date('2026-11-24T00:30:00Z');
+  assert.deepEqual(decideCatchUp({ latestSlot: spread.latestAtOrBefore(early), state, sources, show }), {
+    run: false,
+    reason: 'every source has a successful backup since the slot of 2026-11-23T00:45:00.000Z',
+  });
+  // The raw schedule would have run a needless catch-up 15 minutes before the slot.
+  assert.equal(decideCatchUp({ latestSlot: nightly.latestAtOrBefore(early), state, sources, show }).run, true);
+  // Booted at 07:30: this host's 00:45 slot passed while it was down.
+  const decision = decideCatchUp({
+    latestSlot: spread.latestAtOrBefore(new Date('2026-11-24T07:30:00Z')),
+    state,
+    sources,
+    show,
+  });
+  assert.ok(decision.run);
+  assert.equal(decision.slot.toISOString(), '2026-11-24T00:45:00.000Z');
+});

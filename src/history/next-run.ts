@@ -1,11 +1,11 @@
-// When the daemon runs next and what kind of backup each source is expected to get then. The kind
+// When the daemon runs next (this host's slot, spread included) and what kind of backup each source is expected to get then. The kind
 // comes from the same decideKind a run uses; the newest full is taken from the state file (or from
 // the target, for `status --remote`), so "expected" can differ from the run's own decision only
 // when the target changed behind the agent's back.
 import { decideKind } from '../plan/decide.js';
 import type { Config } from '../config/schema.js';
 import { type ChainStatus, type KindDecision, SOURCE_KINDS, type SourceKind } from '../domain.js';
-import type { Schedule } from './schedule.js';
+import type { HostCalendar } from './schedule.js';
 import type { AgentState } from './state.js';
 
 export interface ExpectedRun {
@@ -19,13 +19,13 @@ export interface ExpectedRun {
 
 export function nextRun(
   config: Config,
-  schedule: Schedule,
+  calendar: HostCalendar,
   state: AgentState,
   sources: readonly SourceKind[],
   now: Date,
   chains: Partial<Record<SourceKind, ChainStatus>> = {},
 ): ExpectedRun | null {
-  const at = schedule.next(now);
+  const at = calendar.schedule.next(now);
   if (at === null) return null;
   return {
     at,
@@ -33,7 +33,7 @@ export function nextRun(
       const decision = decideKind({
         status: chains[source] ?? chainFromState(state.sources[source]?.lastFull ?? null),
         now: at,
-        fullDay: config.agent.full_day,
+        fullDay: calendar.fullDay,
         timezone: config.agent.timezone,
         maxFullAgeMs: config.agent.max_full_age,
       });

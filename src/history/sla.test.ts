@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SourceOutcome } from '../domain.js';
 import { Schedule } from './schedule.js';
-import { type Breach, evaluateSla, reconcileBreaches } from './sla.js';
+import {
+  type Breach,
+  DEFAULT_RUN_ESTIMATE_MS,
+  deadlineFit,
+  evaluateSla,
+  expectedRunTime,
+  reconcileBreaches,
+} from './sla.js';
 import { type AgentState, emptyState, recordOutcomes } from './state.js';
 
 const HOUR = 3_600_000;
@@ -109,4 +116,62 @@ test('a breach is alerted once when it opens, not on every check, and once when 
   assert.deepEqual(over.opened, []);
   assert.deepEqual(over.closed, [{ key: 'rpo:mysql', since: new Date('2026-11-24T01:00:00Z'), detail: 'too old' }]);
   assert.deepEqual(over.alerted, {});
+});
+
+test("with a spread the deadline judges this host's slot: a run at the slot meets it, the schedule's time alone does not count", () => {
+  const offset = new Schedule('15 23 * * *', 'UTC', 40 * 60_000);
+  const judgeSpread = (state: AgentState, now: string) =>
+    evaluateSla({
+      state,
+      sources: ['mysql'],
+      now: new Date(now),
+      rpoMs: 26 * HOUR,
+      deadline: offset.lastDeadline('01:00', new Date(now)),
+      show,
+    }).sources[0]?.deadline;
+  // A manual run at 23:20 started before this host's 23:55 slot: it does not cover the slot.
+  assert.equal(
+    judgeSpread(runAt(since, '2026-11-23T23:20:00Z', 60_000, 'ok'), '2026-11-24T01:05:00Z')?.state,
+    'missed',
+  );
+  const atSlot = judgeSpread(runAt(since, '2026-11-23T23:55:00Z', 10 * 60_000, 'ok'), '2026-11-24T01:05:00Z');
+  assert.equal(atSlot?.state, 'met');
+});
+
+test('the expected run time is the slowest source of its last success, or the default without one', () => {
+  let state = runAt(since, '2026-11-23T23:15:00Z', 4 * 60_000, 'ok');
+  const influx: SourceOutcome = {
+    source: 'influxdb',
+    result: 'ok',
+    kind: 'incremental',
+    bytesDumped: 1,
+    bytesUploaded: 1,
+    durationMs: 9 * 60_000,
+  };
+  const start = new Date('2026-11-23T23:15:00Z');
+  const window = { startedAt: start, finishedAt: new Date(start.getTime() + 9 * 60_000), trigger: 't', slot: null };
+  state = recordOutcomes(state, window, [influx]).state;
+  assert.deepEqual(expectedRunTime(state, ['mysql', 'influxdb']), {
+    ms: 9 * 60_000,
+    basis: 'the last successful influxdb run',
+    measured: true,
+  });
+  assert.equal(expectedRunTime(state, ['mysql']).ms, 4 * 60_000);
+  assert.equal(expectedRunTime(null, ['mysql']).ms, DEFAULT_RUN_ESTIMATE_MS);
+});
+
+test('the deadline fit: the tightest window of the week, the whole spread, since one host of the fleet draws its end', () => {
+  const window = (scheduled: string, due: string) => ({ scheduled: new Date(scheduled), due: new Date(due) });
+  const windows = [
+    window('2026-11-23T23:15:00Z', '2026-11-24T01:00:00Z'),
+    // A Friday slot at 23:45 has the least room: 1h15m.
+    window('2026-11-27T23:45:00Z', '2026-11-28T01:00:00Z'),
+  ];
+  const fit = deadlineFit(windows, 2 * HOUR, 10 * 60_000);
+  assert.deepEqual(fit, {
+    window: windows[1],
+    fleetMarginMs: -55 * 60_000,
+    maxSpreadMs: 65 * 60_000,
+  });
+  assert.equal(deadlineFit([], HOUR, 0), null);
 });

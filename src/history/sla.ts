@@ -4,7 +4,7 @@
 // A breach is alerted once when it opens and once when it closes, however often the daemon looks;
 // which breaches were alerted lives in the state file, so a restart neither repeats nor forgets one.
 import type { SourceKind } from '../domain.js';
-import type { DeadlineWindow } from './schedule.js';
+import type { DeadlineWindow, ScheduledWindow } from './schedule.js';
 import type { AgentState } from './state.js';
 import { formatAge } from './time-text.js';
 
@@ -121,4 +121,52 @@ export function reconcileBreaches(
     .filter(([key]) => next[key] === undefined)
     .map(([key, breach]) => ({ key, ...breach }));
   return { opened, closed, alerted: next };
+}
+
+/** What a run is assumed to take when the state file knows no successful run yet. */
+export const DEFAULT_RUN_ESTIMATE_MS = 30 * 60_000;
+
+export interface RunEstimate {
+  readonly ms: number;
+  readonly basis: string;
+  /** From a recorded run; false: the default, a guess. */
+  readonly measured: boolean;
+}
+
+/** Sources run in parallel: a run takes as long as the slowest source's last success took. */
+export function expectedRunTime(state: AgentState | null, sources: readonly SourceKind[]): RunEstimate {
+  const longest = sources
+    .flatMap((source) => {
+      const success = state?.sources[source]?.lastSuccess ?? null;
+      return success === null ? [] : [{ source, ms: success.durationMs }];
+    })
+    .sort((a, b) => b.ms - a.ms)[0];
+  return longest === undefined
+    ? { ms: DEFAULT_RUN_ESTIMATE_MS, basis: 'no successful run recorded yet, so the default estimate', measured: false }
+    : { ms: longest.ms, basis: `the last successful ${longest.source} run`, measured: true };
+}
+
+export interface DeadlineFit {
+  /** The deadline with the least room after the schedule's time. */
+  readonly window: ScheduledWindow;
+  /** due − (schedule + spread + run time): when negative, how far the last host of the spread misses. */
+  readonly fleetMarginMs: number;
+  /** The widest spread that still meets the deadline with this run time; negative: none does. */
+  readonly maxSpreadMs: number;
+}
+
+/** Whether every host of a fleet with this spread can finish by the deadline; null: no deadline ahead. */
+export function deadlineFit(windows: readonly ScheduledWindow[], spreadMs: number, runMs: number): DeadlineFit | null {
+  const room = (window: ScheduledWindow): number => window.due.getTime() - window.scheduled.getTime();
+  const tightest = windows.reduce<ScheduledWindow | null>(
+    (worst, window) => (worst === null || room(window) < room(worst) ? window : worst),
+    null,
+  );
+  if (tightest === null) return null;
+  const maxSpreadMs = room(tightest) - runMs;
+  return {
+    window: tightest,
+    fleetMarginMs: maxSpreadMs - spreadMs,
+    maxSpreadMs,
+  };
 }

@@ -15,7 +15,7 @@ function chainWithFullAt(time: Date): ChainStatus {
   };
 }
 const empty: ChainStatus = { chains: [], orphanedSets: 0, incompleteSets: 0 };
-const base = { fullDay: 'sun', timezone: 'UTC', maxFullAgeMs: 8 * DAY } as const;
+const base = { fullDay: { day: 'sun', auto: false }, timezone: 'UTC', maxFullAgeMs: 8 * DAY } as const;
 
 test('no chain on the target means full, whatever the day or the request', () => {
   assert.equal(decideKind({ ...base, status: empty, now: WEDNESDAY }).kind, 'full');
@@ -45,6 +45,21 @@ test('full_day is evaluated in the configured time zone', () => {
   const status = chainWithFullAt(new Date(saturdayUtc.getTime() - 2 * DAY));
   assert.equal(decideKind({ ...base, status, now: saturdayUtc }).kind, 'incremental');
   assert.equal(decideKind({ ...base, timezone: 'Europe/Tallinn', status, now: saturdayUtc }).kind, 'full');
+});
+
+test('full_day = auto: the day chosen for the host means full, the reasons say it was chosen, and max_full_age still wins', () => {
+  const auto = { ...base, fullDay: { day: 'wed', auto: true } } as const;
+  const recent = chainWithFullAt(new Date(WEDNESDAY.getTime() - 3 * DAY));
+  assert.deepEqual(decideKind({ ...auto, status: recent, now: WEDNESDAY }), {
+    kind: 'full',
+    reason: 'today is full_day (auto: wed)',
+  });
+  const sunday = decideKind({ ...auto, status: chainWithFullAt(new Date(SUNDAY.getTime() - 4 * DAY)), now: SUNDAY });
+  assert.equal(sunday.kind, 'incremental');
+  assert.match(sunday.reason, /today is not full_day \(auto: wed\)/);
+  const overdue = decideKind({ ...auto, status: chainWithFullAt(new Date(SUNDAY.getTime() - 9 * DAY)), now: SUNDAY });
+  assert.equal(overdue.kind, 'full');
+  assert.match(overdue.reason, /more than max_full_age/);
 });
 
 test('a full older than max_full_age forces a full', () => {

@@ -4,10 +4,16 @@ import type { Weekday } from '../config/values.js';
 import type { BackupKind, ChainStatus, HealNotice, KindDecision } from '../domain.js';
 import { newestFull } from '../duplicity/collection-status.js';
 
+/** The weekday of the weekly full: agent.full_day, or the one full_day = auto chose for this host. */
+export interface HostFullDay {
+  readonly day: Weekday;
+  readonly auto: boolean;
+}
+
 export interface KindInput {
   readonly status: ChainStatus;
   readonly now: Date;
-  readonly fullDay: Weekday;
+  readonly fullDay: HostFullDay;
   readonly timezone: string;
   readonly maxFullAgeMs: number;
   /** --full or --incremental from the command line. */
@@ -41,12 +47,18 @@ export function decideKind(input: KindInput): KindDecision {
       reason: `the newest full backup (${full.toISOString()}) is ${days(ageMs)} old, more than max_full_age (${days(input.maxFullAgeMs)})`,
     };
   }
-  if (weekday(input.now, input.timezone) === input.fullDay)
-    return { kind: 'full', reason: `today is full_day (${input.fullDay})` };
+  const fullDay = fullDayText(input.fullDay);
+  if (weekday(input.now, input.timezone) === input.fullDay.day)
+    return { kind: 'full', reason: `today is full_day (${fullDay})` };
   return {
     kind: 'incremental',
-    reason: `the newest full backup is from ${full.toISOString()} (${days(ageMs)} old) and today is not full_day (${input.fullDay})`,
+    reason: `the newest full backup is from ${full.toISOString()} (${days(ageMs)} old) and today is not full_day (${fullDay})`,
   };
+}
+
+/** "sun", or "auto: wed" when the host's identity chose the day. */
+function fullDayText(fullDay: HostFullDay): string {
+  return fullDay.auto ? `auto: ${fullDay.day}` : fullDay.day;
 }
 
 export function weekday(date: Date, timeZone: string): string {
