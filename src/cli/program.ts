@@ -23,6 +23,7 @@ const cli = {
   logger: () => import('../report/logger.js'),
   logTail: () => import('../daemon/log-tail.js'),
   output: () => import('./output.js'),
+  ping: () => import('../notify/ping.js'),
   recordRun: () => import('../actions/record-run.js'),
   restore: () => import('../actions/restore.js'),
   restorePoint: () => import('../restore/restore-point.js'),
@@ -37,7 +38,8 @@ Exit status:
   2   usage error
   75  another run holds the lock; try again later
   77  the command needs root
-  78  the configuration is invalid, or the agent lies where the backup user cannot read it
+  78  the configuration is invalid (for check also: schedule + spread + run time miss the deadline),
+      or the agent lies where the backup user cannot read it
   130/143  stopped by SIGINT/SIGTERM (the daemon exits 0 after a clean stop)`;
 
 interface GlobalOptions {
@@ -63,8 +65,10 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
     .option('--dry-run', 'print the plan and every command line; change nothing')
     .action(async (options: { source: SourceKind[]; full?: boolean; incremental?: boolean; dryRun?: boolean }) => {
       const config = await prepare(program);
-      const { createLogger } = await cli.logger();
-      const logger = createLogger({ toStderr: options.dryRun === true });
+      const [{ createLogger }, { LogTail }] = await Promise.all([cli.logger(), cli.logTail()]);
+      // Its last lines go with a failure ping (notify.ping_url), as with the daemon's.
+      const logTail = new LogTail();
+      const logger = createLogger({ toStderr: options.dryRun === true, copyTo: logTail });
       const sources = await selectSources(config, options.source);
       const kind: BackupKind | undefined = options.full ? 'full' : options.incremental ? 'incremental' : undefined;
       const context = await (await cli.context()).createContext(config, logger, cancel);
@@ -76,10 +80,16 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
         process.stdout.write(formatPlan(plan));
         return setExitCode(0);
       }
-      const [{ runBackup }, { recordManualRun }] = await Promise.all([cli.backup(), cli.recordRun()]);
+      const [{ runBackup }, { recordManualRun }, { pingedRun }] = await Promise.all([
+        cli.backup(),
+        cli.recordRun(),
+        cli.ping(),
+      ]);
       const trigger = 'backup-agent run';
       const startedAt = new Date();
-      const summary = await runBackup(context, { sources, kind, trigger });
+      const summary = await pingedRun(config.notify, logger, cancel, logTail, () =>
+        runBackup(context, { sources, kind, trigger }),
+      );
       const window = { startedAt, finishedAt: new Date(), trigger, slot: null };
       await recordManualRun(config, logger, window, summary.outcomes);
       setExitCode(summary.ok ? 0 : 1);
@@ -118,7 +128,7 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
         await (await cli.check()).handOverMysqlObjects(await loadAsRoot(program), cancel);
       }
       const config = await prepare(program);
-      const [{ runChecks }, { createLogger }, { formatChecklist }] = await Promise.all([
+      const [{ runChecks, checkExitCode }, { createLogger }, { formatChecklist }] = await Promise.all([
         cli.check(),
         cli.logger(),
         cli.output(),
@@ -126,7 +136,7 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
       const logger = createLogger({ toStderr: true, level: 'warn' });
       const items = await lockFree(config, logger, 'backup-agent check', () => runChecks(config, logger, cancel));
       process.stdout.write(formatChecklist(items));
-      setExitCode(items.some((item) => item.status === 'fail') ? 1 : 0);
+      setExitCode(checkExitCode(items));
     });
 
   program

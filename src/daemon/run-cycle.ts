@@ -1,4 +1,4 @@
-// One run of the daemon, exactly what `backup-agent run` does (same runBackup, same lock), with
+// One run of the daemon, exactly what `backup-agent run` does (same runBackup, lock and pings), with
 // every way it can end turned into a value the daemon records: outcomes per source, a failure
 // before any source ran, a skip because someone else holds the lock, or an interruption.
 import { runBackup } from '../actions/backup.js';
@@ -6,6 +6,7 @@ import { createContext, enabledSources } from '../context/context.js';
 import type { Config } from '../config/schema.js';
 import { SOURCE_KINDS, type SourceKind, type SourceOutcome } from '../domain.js';
 import { AgentError, InterruptedError, errorMessage } from '../errors.js';
+import { type RecentLogLines, pingedRun } from '../notify/ping.js';
 import type { Logger } from '../report/logger.js';
 import { LockBusyError } from '../system/lock.js';
 import { type Activity, ActivityRunner } from './activity.js';
@@ -37,17 +38,20 @@ export async function executeRun(
   cancel: AbortSignal,
   activity: Activity,
   request: RunRequest,
+  logs: RecentLogLines,
 ): Promise<RunEnd> {
   const kinds = SOURCE_KINDS.filter(
     (kind) => config[kind].enabled && (request.sources === undefined || request.sources.includes(kind)),
   );
   if (kinds.length === 0) return { result: 'skipped', reason: 'none of the requested sources is enabled any more' };
   try {
-    const sources = await enabledSources(config, kinds);
-    const base = await createContext(config, logger, cancel);
-    // The same secrets as the context's own runner masks.
-    const context = { ...base, runner: new ActivityRunner(logger, cancel, [base.passphrase], activity) };
-    const summary = await runBackup(context, { sources, trigger: request.trigger });
+    const summary = await pingedRun(config.notify, logger, cancel, logs, async () => {
+      const sources = await enabledSources(config, kinds);
+      const base = await createContext(config, logger, cancel);
+      // The same secrets as the context's own runner masks.
+      const context = { ...base, runner: new ActivityRunner(logger, cancel, [base.passphrase], activity) };
+      return runBackup(context, { sources, trigger: request.trigger });
+    });
     return { result: 'outcomes', outcomes: summary.outcomes };
   } catch (error) {
     // "restore by pid 812 in progress, …": the journal says why this slot uploaded nothing.
