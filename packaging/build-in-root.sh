@@ -115,6 +115,9 @@ node -e '
 
 ln -s ../lib/backup-agent/main.mjs "$stage/usr/bin/backup-agent"
 install -m 0644 systemd/backup-agent.service "$stage/usr/lib/systemd/system/backup-agent.service"
+# Alert rules for the Prometheus server that scrapes this host's node_exporter: data, not a conffile,
+# since they belong to that server's configuration (README, Metrics, says how to load them).
+install -D -m 0644 prometheus/backup-agent.rules.yml "$stage/usr/share/backup-agent/backup-agent.rules.yml"
 
 # The conffile: the commented example with every key and its default, rendered from the key table
 # (src/config/example.ts) so it cannot disagree with the loader. Also kept pristine under doc/.

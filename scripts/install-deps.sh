@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs everything the tests, the demo and the benchmarks run for real, on a fresh Debian 12 or 13:
 # the servers the harness starts on loopback (MariaDB, InfluxDB 1.x, sshd), the programs the agent
-# drives (duplicity, rsync, ssh, gpg), and the tools that prove the .deb (debootstrap, nspawn, lintian).
+# drives (duplicity, rsync, ssh, gpg), the tools that prove the .deb (debootstrap, nspawn, lintian)
+# and the shipped alert rules (promtool, from Debian's prometheus package).
 # Then the npm dependencies, exactly as locked.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ packages=(
   duplicity rsync openssh-server openssh-client gnupg
   procps psmisc util-linux curl
   debootstrap systemd-container lintian
+  prometheus
   python3 make g++ libsystemd-dev pkg-config
 )
 

@@ -41,6 +41,11 @@ const sourceStateSchema = z.object({
     })
     .nullable()
     .default(null),
+  /**
+   * Bytes dumped by the success before lastSuccess: the metrics compare the two, so that a dump that
+   * silently lost a table shows as a shrink. Files before it lack the key; null: no such success.
+   */
+  previousSuccessBytesDumped: z.number().nullable().default(null),
 });
 
 const runRecordSchema = z.object({
@@ -82,7 +87,15 @@ export function emptyState(now: Date): AgentState {
 }
 
 export function emptySourceState(): SourceState {
-  return { lastRun: null, lastSuccess: null, lastFull: null, chainLength: null, failingSince: null, lastHeal: null };
+  return {
+    lastRun: null,
+    lastSuccess: null,
+    lastFull: null,
+    chainLength: null,
+    failingSince: null,
+    lastHeal: null,
+    previousSuccessBytesDumped: null,
+  };
 }
 
 /** The state in the file; null when there is no file yet. Throws StateFileError for a file that is not a valid state. */
@@ -221,6 +234,7 @@ function applyRecords(
         chainLength: full ? 1 : previous.chainLength === null ? null : previous.chainLength + 1,
         failingSince: null,
         lastHeal: previous.lastHeal,
+        previousSuccessBytesDumped: previous.lastSuccess?.bytesDumped ?? null,
       };
     } else {
       failed.push(source);

@@ -6,7 +6,7 @@
 // explicitly because node_exporter runs as its own user and the unit's UMask=0077 would hide it.
 import type { Config } from '../config/schema.js';
 import { enabledKinds } from '../history/next-run.js';
-import type { AgentState } from '../history/state.js';
+import { type AgentState, emptySourceState } from '../history/state.js';
 import type { SourceKind } from '../domain.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../report/logger.js';
@@ -18,12 +18,22 @@ interface Metric {
   readonly samples: readonly { readonly labels: Readonly<Record<string, string>>; readonly value: number }[];
 }
 
-/** Renders the text exposition format; sources that never ran have no samples rather than fake zeros. */
-export function renderMetrics(state: AgentState, sources: readonly SourceKind[]): string {
-  const entries = sources.flatMap((source) => {
-    const entry = state.sources[source];
-    return entry === undefined ? [] : [{ source, entry }];
-  });
+/** What the shipped alert rules compare each source against, from the configuration. */
+export interface Watch {
+  readonly sources: readonly SourceKind[];
+  readonly rpoMs: number;
+  readonly maxFullAgeMs: number;
+}
+
+/**
+ * Renders the text exposition format. A source that never ran gets no fake zeros (a zero last
+ * success would read as 56 years stale on a host installed an hour ago); it gets the time this host
+ * started keeping state and its limits instead, so `time() - (last success or watched since) > rpo`
+ * alerts on a host that never succeeded, at the same moment as the agent's own RPO mail.
+ */
+export function renderMetrics(state: AgentState, watch: Watch): string {
+  const entries = watch.sources.map((source) => ({ source, entry: state.sources[source] ?? emptySourceState() }));
+  const perSource = (value: number) => entries.map(({ source }) => ({ labels: { source }, value }));
   const metrics: Metric[] = [
     {
       name: 'backup_agent_last_success_timestamp_seconds',
@@ -31,6 +41,21 @@ export function renderMetrics(state: AgentState, sources: readonly SourceKind[])
       samples: entries.flatMap(({ source, entry }) =>
         entry.lastSuccess === null ? [] : [{ labels: { source }, value: seconds(entry.lastSuccess.startedAt) }],
       ),
+    },
+    {
+      name: 'backup_agent_watched_since_timestamp_seconds',
+      help: 'Unix time this host started keeping backup state (its state file was made): the age a source that never succeeded is judged by.',
+      samples: perSource(seconds(state.createdAt)),
+    },
+    {
+      name: 'backup_agent_rpo_seconds',
+      help: 'agent.rpo: the newest successful backup of the source must be younger than this.',
+      samples: perSource(watch.rpoMs / 1000),
+    },
+    {
+      name: 'backup_agent_max_full_age_seconds',
+      help: 'agent.max_full_age: a full backup is forced when the newest full is older than this.',
+      samples: perSource(watch.maxFullAgeMs / 1000),
     },
     {
       name: 'backup_agent_last_run_duration_seconds',
@@ -65,6 +90,22 @@ export function renderMetrics(state: AgentState, sources: readonly SourceKind[])
         entry.lastFull === null ? [] : [{ labels: { source }, value: seconds(entry.lastFull) }],
       ),
     },
+    {
+      name: 'backup_agent_last_success_dump_bytes',
+      help: 'Bytes dumped by the newest successful backup of the source.',
+      samples: entries.flatMap(({ source, entry }) =>
+        entry.lastSuccess === null ? [] : [{ labels: { source }, value: entry.lastSuccess.bytesDumped }],
+      ),
+    },
+    {
+      name: 'backup_agent_previous_success_dump_bytes',
+      help: 'Bytes dumped by the successful backup of the source before the newest one.',
+      samples: entries.flatMap(({ source, entry }) =>
+        entry.previousSuccessBytesDumped === null
+          ? []
+          : [{ labels: { source }, value: entry.previousSuccessBytesDumped }],
+      ),
+    },
   ];
   return metrics.map(renderMetric).join('');
 }
@@ -73,7 +114,8 @@ export function renderMetrics(state: AgentState, sources: readonly SourceKind[])
 export async function writeMetrics(config: Config, state: AgentState, log: Logger): Promise<void> {
   const file = config.metrics.textfile;
   if (file === '') return;
-  await writeFileAtomic(file, renderMetrics(state, enabledKinds(config)), 0o644).catch((error: unknown) =>
+  const watch = { sources: enabledKinds(config), rpoMs: config.agent.rpo, maxFullAgeMs: config.agent.max_full_age };
+  await writeFileAtomic(file, renderMetrics(state, watch), 0o644).catch((error: unknown) =>
     log.error(
       { file },
       'cannot write the metrics file %s: %s (backup-agent check names the cause and the fix)',
