@@ -30,6 +30,7 @@ import { NODE_FLAG, makeAgentHost } from '../test/harness/agent.js';
 import { type MariaDb, startMariaDb } from '../test/harness/mariadb.js';
 import { type SshTarget, startSshTarget } from '../test/harness/ssh-target.js';
 import { chownToBackup, makeTempDir, removeDir } from '../test/harness/temp-dir.js';
+import { cleanUpOnSignals, cleanup, log, onCleanup } from './cleanup.js';
 import { DATABASE, applyChange, checksum, generate, revertChange, shapeFor } from './dataset.js';
 import { MiB, addedBytes, listTree, loadAverage, median } from './measure.js';
 import { type RoundResult, type SizeResult, formatOptionDiff, formatSize, formatSummary } from './report.js';
@@ -43,6 +44,7 @@ import {
   runPlain,
   stopRunningChildren,
 } from './workflows.js';
+import { exitWithUsage, positiveInt } from './options.js';
 
 const REPO = resolve(new URL('..', import.meta.url).pathname);
 const USAGE =
@@ -61,14 +63,7 @@ interface Options {
 }
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\n${USAGE}\n`);
-  process.exit(2);
-}
-
-function positiveInt(text: string, what: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) usage(`${what} must be a positive integer, got "${text}"`);
-  return value;
+  return exitWithUsage(USAGE, message);
 }
 
 function parseOptions(): Options {
@@ -92,45 +87,16 @@ function parseOptions(): Options {
   if (values['size-mb'] !== undefined && values.sizes !== undefined) usage('give either --size-mb or --sizes');
   const sizes = (values.sizes ?? values['size-mb'] ?? '50,500')
     .split(',')
-    .map((part) => positiveInt(part.trim(), '--sizes/--size-mb'));
+    .map((part) => positiveInt(USAGE, part.trim(), '--sizes/--size-mb'));
   return {
     sizes: [...new Set(sizes)].sort((a, b) => a - b),
-    rounds: positiveInt(values.rounds, '--rounds'),
+    rounds: positiveInt(USAGE, values.rounds, '--rounds'),
     tmp: resolve(values.tmp),
     json: values.json === undefined ? undefined : resolve(values.json),
   };
 }
 
-// ---------------------------------------------------------------- cleanup, also on signals
-
-const cleanups: (() => Promise<unknown>)[] = [];
-let cleaning: Promise<void> | undefined;
-
-function onCleanup(step: () => Promise<unknown>): void {
-  cleanups.push(step);
-}
-
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    await stopRunningChildren();
-    // Last registered first: the ssh masters before sshd, the servers before the temp root they live in.
-    for (const step of cleanups.reverse()) {
-      await step().catch((error: unknown) => process.stderr.write(`cleanup step failed: ${String(error)}\n`));
-    }
-  })();
-  return cleaning;
-}
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    process.stderr.write(`\n${signal}: stopping and cleaning up\n`);
-    void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  });
-}
-
-function log(message: string): void {
-  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-}
+cleanUpOnSignals();
 
 // ---------------------------------------------------------------- set-up
 
@@ -353,6 +319,8 @@ async function main(options: Options): Promise<void> {
   await mkdir(plain.stagingDir, { mode: 0o700 });
   await mkdir(plain.archiveDir, { mode: 0o700 });
   await chownToBackup(plainDir);
+  // Registered last, so it runs first: the rounds' children are stopped before their files go.
+  onCleanup(stopRunningChildren);
 
   const bench: Bench = {
     mariadb,

@@ -27,7 +27,7 @@ async function vmHwmKiB(pid: number): Promise<number | undefined> {
   return match?.[1] === undefined ? undefined : Number(match[1]);
 }
 
-async function childrenOf(pid: number): Promise<number[]> {
+export async function childrenOf(pid: number): Promise<number[]> {
   const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
   const found: number[] = [];
   for (const tid of tasks) {
@@ -37,7 +37,7 @@ async function childrenOf(pid: number): Promise<number[]> {
   return found;
 }
 
-async function descendantsOf(pid: number): Promise<number[]> {
+export async function descendantsOf(pid: number): Promise<number[]> {
   const direct = await childrenOf(pid);
   const nested = await Promise.all(direct.map(descendantsOf));
   return [...direct, ...nested.flat()];

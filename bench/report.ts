@@ -30,7 +30,7 @@ export interface SizeResult {
 
 const KINDS: readonly Kind[] = ['full', 'incremental'];
 
-function table(rows: readonly (readonly string[])[], rightAligned: ReadonlySet<number> = new Set()): string {
+export function table(rows: readonly (readonly string[])[], rightAligned: ReadonlySet<number> = new Set()): string {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   return rows
