@@ -118,6 +118,28 @@ test('the target vanishing mid-upload ends the run in bounded time, and the next
   await assertRestoresCurrentData();
 });
 
+test('a target that does not answer when the run starts is tried again, and the run succeeds', async () => {
+  await changeData(mariadb, MYSQL_DATABASE, 5);
+  // As sshd's MaxStartups drops a fleet's connections, or a backup server that restarts.
+  await target.vanish();
+  const agent = host.start(['run']);
+  try {
+    // The dump takes a second; the chain read is refused then, and tried again 5 to 10 s later.
+    await sleep(3_000);
+  } finally {
+    await target.comeBack();
+  }
+  const result = await agent;
+  assert.equal(result.exitCode, 0, result.all);
+  const logs = parseLogs(String(result.stdout));
+  assert.ok(
+    logs.some((log) => /the target is unreachable.*; reading the chain again in \d+s/.test(log.msg)),
+    'the refusal is logged with the pause',
+  );
+  await assertNothingLeft();
+  await assertRestoresCurrentData();
+});
+
 test('a dump waiting on a table lock ends at deadlines.dump and keeps the last good dump', async () => {
   const staged = join(host.stagingDir, 'mysql', `${MYSQL_DATABASE}.sql`);
   const previous = await readFile(staged);

@@ -1,11 +1,14 @@
 // One backup run: every enabled source in parallel, each strictly dump → check → upload. A source
 // that fails does not stop the others; the run fails (exit 1) if any source failed.
+import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackupKind, ChainStatus, HealNotice, KindDecision, SourceKind, SourceOutcome } from '../domain.js';
 import { findCacheDamage, mayBeCacheFault, moveCacheAside } from '../duplicity/cache-health.js';
 import { chainHeal } from '../duplicity/chain-health.js';
 import type { DuplicitySettings } from '../duplicity/command.js';
+import { TargetUnreachableError } from '../duplicity/failures.js';
 import { proveSigningKey } from '../duplicity/signing-key.js';
 import { recordUpload } from '../duplicity/upload-ledger.js';
 import type { Duplicity } from '../duplicity/run.js';
@@ -187,13 +190,44 @@ async function backupSource(
   }
 }
 
+/**
+ * Pauses before the chain read is tried again when the target did not answer: a server that
+ * restarts, or a fleet's connections past sshd's MaxStartups, which drops them at once. Each pause
+ * gets up to as much again at random, so that hosts dropped together come back apart.
+ */
+const UNANSWERED_PAUSES_MS = [5_000, 15_000] as const;
+
+async function readChainPatiently(
+  context: AgentContext,
+  duplicity: Duplicity,
+  source: string,
+): ReturnType<Duplicity['chainStatusIfPresent']> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await duplicity.chainStatusIfPresent();
+    } catch (error) {
+      const pause = UNANSWERED_PAUSES_MS[attempt];
+      if (!(error instanceof TargetUnreachableError) || pause === undefined || context.cancel.aborted) throw error;
+      const wait = pause + randomInt(pause);
+      context.logger.warn(
+        { source, attempt: attempt + 1 },
+        '%s; reading the chain again in %ss',
+        error.message,
+        (wait / 1000).toFixed(0),
+      );
+      await sleep(wait, undefined, { signal: context.cancel }).catch(() => undefined);
+      if (context.cancel.aborted) throw error;
+    }
+  }
+}
+
 /** The chain status; a missing directory on the target is created and means "no chain yet". */
 async function chainStatusCreatingDirectory(
   context: AgentContext,
   duplicity: Duplicity,
   settings: DuplicitySettings,
 ): Promise<ChainStatus> {
-  const { status, directoryExists } = await duplicity.chainStatusIfPresent();
+  const { status, directoryExists } = await readChainPatiently(context, duplicity, settings.name);
   if (directoryExists) return status;
   context.logger.info({ source: settings.name }, 'creating %s on the target', duplicity.url);
   await ensureRemoteDirectory(

@@ -45,11 +45,15 @@ const CAUSES: readonly Cause[] = [
   },
 ];
 
+/** A failure another try a few seconds later may not meet: the target did not answer. */
+export class TargetUnreachableError extends BackupFailedError {}
+
 export function explainDuplicityFailure(what: string, error: CommandFailedError): BackupFailedError {
   const stderr = error.result.stderrTail.join('\n');
   const known = CAUSES.find((candidate) => candidate.pattern.test(stderr));
   const detail = lastMeaningfulLine(error.result.stderrTail) ?? `exit code ${error.result.exitCode}`;
-  return new BackupFailedError(`${what} failed: ${known?.cause ?? 'duplicity failed'}: ${detail}`, known?.hint, {
+  const Failure = known?.transient === true ? TargetUnreachableError : BackupFailedError;
+  return new Failure(`${what} failed: ${known?.cause ?? 'duplicity failed'}: ${detail}`, known?.hint, {
     cause: error,
   });
 }

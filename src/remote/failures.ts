@@ -9,6 +9,8 @@ export interface Cause {
   readonly hint: string;
   /** Stop the command at the first such line: retrying cannot help. */
   readonly permanent?: true;
+  /** Worth another try in a few seconds: a server restarting, or sshd's MaxStartups dropping a connection. */
+  readonly transient?: true;
 }
 
 export const TARGET_CAUSES: readonly Cause[] = [
@@ -35,7 +37,8 @@ export const TARGET_CAUSES: readonly Cause[] = [
     pattern:
       /Connection refused|Connection timed out|No route to host|Could not resolve hostname|Network is unreachable|Connection closed by|connect to host/,
     cause: 'the target is unreachable',
-    hint: 'check that the host is up, its sshd listens on the port in target.url, and the network allows it',
+    hint: "check that the host is up, its sshd listens on the port in target.url, and the network allows it (a fleet that connects at once can pass sshd's MaxStartups: agent.spread)",
+    transient: true,
   },
   {
     pattern: /change_dir .* failed: No such file or directory/,
