@@ -2,7 +2,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PERMANENT_REFUSAL } from './failures.js';
-import type { CommandRunner, CommandSpec, Deadline } from '../system/run-command.js';
+import type { CommandResult, CommandRunner, CommandSpec, Deadline } from '../system/run-command.js';
 import { type RsyncUrl, rsyncRemoteSpec } from './rsync-url.js';
 import { type SshAccess, rsyncShell } from './ssh.js';
 
@@ -22,19 +22,7 @@ export async function ensureRemoteDirectory(
   deadline: Deadline,
 ): Promise<void> {
   await withEmptyDirectory(scratch, (empty) =>
-    runner.run({
-      deadline,
-      stopOn: PERMANENT_REFUSAL,
-      argv: [
-        'rsync',
-        '--recursive',
-        '--mkpath',
-        '-e',
-        rsyncShell(url, access),
-        `${empty}/`,
-        rsyncRemoteSpec(url, true),
-      ],
-    }),
+    rsyncWithTarget(runner, url, access, deadline, { options: ['--recursive', '--mkpath'], sources: [`${empty}/`] }),
   );
 }
 
@@ -46,31 +34,15 @@ export async function probeRemoteWrite(
   scratch: string,
   deadline: Deadline,
 ): Promise<void> {
-  const shell = rsyncShell(url, access);
   await withEmptyDirectory(scratch, async (dir) => {
     const probe = join(dir, PROBE);
     await writeFile(probe, 'written by backup-agent check; safe to delete\n');
-    await runner.run({
-      argv: ['rsync', '-e', shell, probe, rsyncRemoteSpec(url, true)],
-      deadline,
-      stopOn: PERMANENT_REFUSAL,
-    });
+    await rsyncWithTarget(runner, url, access, deadline, { options: [], sources: [probe] });
     await rm(probe);
     // Only the probe is included, so --delete can remove nothing else.
-    await runner.run({
-      deadline,
-      stopOn: PERMANENT_REFUSAL,
-      argv: [
-        'rsync',
-        '--recursive',
-        '--delete',
-        `--include=/${PROBE}`,
-        '--exclude=*',
-        '-e',
-        shell,
-        `${dir}/`,
-        rsyncRemoteSpec(url, true),
-      ],
+    await rsyncWithTarget(runner, url, access, deadline, {
+      options: ['--recursive', '--delete', `--include=/${PROBE}`, '--exclude=*'],
+      sources: [`${dir}/`],
     });
   });
 }
@@ -82,14 +54,33 @@ export async function listRemoteFiles(
   deadline: Deadline,
   runAs?: CommandSpec['runAs'],
 ): Promise<RemoteFile[]> {
-  const result = await runner.run({
-    deadline,
-    stopOn: PERMANENT_REFUSAL,
-    argv: ['rsync', '--list-only', '--no-human-readable', '-e', rsyncShell(url, access), rsyncRemoteSpec(url, true)],
+  const result = await rsyncWithTarget(runner, url, access, deadline, {
+    options: ['--list-only', '--no-human-readable'],
+    sources: [],
     stdout: 'capture',
     ...(runAs === undefined ? {} : { runAs }),
   });
   return parseListing(result.stdout);
+}
+
+/** One rsync whose last argument is the target directory; a refusal no retry can fix stops it at once. */
+function rsyncWithTarget(
+  runner: CommandRunner,
+  url: RsyncUrl,
+  access: SshAccess,
+  deadline: Deadline,
+  call: { readonly options: readonly string[]; readonly sources: readonly string[] } & Pick<
+    CommandSpec,
+    'stdout' | 'runAs'
+  >,
+): Promise<CommandResult> {
+  const { options, sources, ...spec } = call;
+  return runner.run({
+    ...spec,
+    argv: ['rsync', ...options, '-e', rsyncShell(url, access), ...sources, rsyncRemoteSpec(url, true)],
+    deadline,
+    stopOn: PERMANENT_REFUSAL,
+  });
 }
 
 /** rsync --list-only lines: "-rw-r--r--        1234 2026/11/25 09:00:00 name". */
