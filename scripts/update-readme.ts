@@ -1,7 +1,8 @@
-// Rewrites the configuration table in README.md from the key table in src/config/schema.ts, so the
+// Rewrites the configuration table in README.md from the key tables (src/config/schema.ts and each engine's), so the
 // documentation of every key cannot drift from the code (src/config/load.test.ts fails when it has).
 import { readFile, writeFile } from 'node:fs/promises';
 import { renderConfigTable } from '../src/config/example.js';
+import { ENGINES } from '../src/sources/registry.js';
 
 const README = new URL('../README.md', import.meta.url);
 const START = '<!-- config-table:start -->';
@@ -11,4 +12,4 @@ const text = await readFile(README, 'utf8');
 const start = text.indexOf(START);
 const end = text.indexOf(END);
 if (start < 0 || end < start) throw new Error(`README.md lacks the ${START} … ${END} markers`);
-await writeFile(README, `${text.slice(0, start + START.length)}\n${renderConfigTable()}\n${text.slice(end)}`);
+await writeFile(README, `${text.slice(0, start + START.length)}\n${renderConfigTable(ENGINES)}\n${text.slice(end)}`);

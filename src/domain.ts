@@ -1,7 +1,7 @@
 // The vocabulary every module shares. Leaf module: imports nothing from the project.
 
-export const SOURCE_KINDS = ['mysql', 'influxdb'] as const;
-export type SourceKind = (typeof SOURCE_KINDS)[number];
+/** A data source by its engine's name ("mysql", "influxdb", …; sources/registry.ts lists them). */
+export type SourceKind = string;
 
 export type BackupKind = 'full' | 'incremental';
 

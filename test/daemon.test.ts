@@ -35,6 +35,7 @@ import { loadConfig } from '../src/config/load.js';
 import { hostCalendar, readHostIdentity, spreadOffsetMs } from '../src/history/spread.js';
 import { formatTime } from '../src/history/time-text.js';
 import { formatRsyncUrl } from '../src/remote/rsync-url.js';
+import { ENGINES } from '../src/sources/registry.js';
 
 const BULK_DATABASE = 'bulk';
 
@@ -550,13 +551,13 @@ test("with a spread the daemon runs at this host's slot, not at the schedule's t
   // sized so that the offset is about 25 s, and the schedule's time is put that far before the slot.
   await writeDaemonConfig(host, files, { agent: { schedule: '0 0 1 1 *', catch_up: 'false' } });
   const identity = readHostIdentity();
-  const url = formatRsyncUrl((await loadConfig(host.configFile)).target.url);
+  const url = formatRsyncUrl((await loadConfig(host.configFile, ENGINES)).target.url);
   const fraction = spreadOffsetMs(identity, url, 1e12) / 1e12;
   const spread = `${Math.max(30, Math.ceil(25 / fraction))}s`;
   const slotAt = Math.ceil(Date.now() / 1000) * 1000 + 20_000;
   const planned = async (schedule: string) => {
     await writeDaemonConfig(host, files, { agent: { schedule, spread, catch_up: 'false' } });
-    return hostCalendar(await loadConfig(host.configFile), identity);
+    return hostCalendar(await loadConfig(host.configFile, ENGINES), identity);
   };
   const { offsetMs } = await planned('0 0 1 1 *');
   assert.ok(offsetMs >= 10_000, `offset ${offsetMs} ms of spread ${spread}`);

@@ -4,7 +4,7 @@ import { constants } from 'node:fs';
 import { access, readdir, stat, statfs } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { DEFAULT_CONFIG_FILE } from '../config/load.js';
-import type { Config } from '../config/schema.js';
+import { type Config, enabledSourceKinds } from '../config/schema.js';
 import { readPassphrase } from '../duplicity/passphrase.js';
 import { proveSigningKey } from '../duplicity/signing-key.js';
 import { AgentError, errorMessage } from '../errors.js';
@@ -13,9 +13,8 @@ import { readState } from '../history/state.js';
 import { CLEARTEXT_WARNING } from '../notify/mail.js';
 import { type Logger, createLogger } from '../report/logger.js';
 import { formatBytes } from '../report/format.js';
-import { assessCoverage } from '../sources/mysql/coverage.js';
-import { ROOT_INVENTORY_VARIABLE, handedOverInventory, listObjectsAsRoot } from '../sources/mysql/root-inventory.js';
-import { MysqlSource } from '../sources/mysql/source.js';
+import type { ProgramNeed } from '../sources/engine.js';
+import { engineOf } from '../sources/registry.js';
 import { ensureWritableDirectory } from '../system/directories.js';
 import { findProgram } from '../system/find-program.js';
 import { CommandRunner, quickDeadline } from '../system/run-command.js';
@@ -34,6 +33,7 @@ import {
   openDuplicity,
   duplicitySettings,
   enabledSources,
+  sectionOf,
   scratchDirectory,
   targetDeadline,
 } from '../context/context.js';
@@ -88,29 +88,24 @@ export async function runChecks(config: Config, logger: Logger, cancel: AbortSig
   await check('user', () =>
     Promise.resolve(`running as uid ${process.getuid?.() ?? '?'} (${process.env['USER'] ?? 'unknown'})`),
   );
-  const programs = [
-    'duplicity',
-    'rsync',
-    'ssh',
-    'gpg',
-    'setpriv',
-    ...(config.mysql.enabled
-      ? [
-          (await findProgram('mariadb-dump')) ? 'mariadb-dump' : 'mysqldump',
-          (await findProgram('mariadb')) ? 'mariadb' : 'mysql',
-        ]
-      : []),
-    ...(config.influxdb.enabled ? ['influxd'] : []),
+  const programs: ProgramNeed[] = [
+    { program: 'duplicity', package: 'duplicity' },
+    { program: 'rsync', package: 'rsync' },
+    { program: 'ssh', package: 'openssh-client' },
+    { program: 'gpg', package: 'gnupg' },
+    { program: 'setpriv', package: 'util-linux' },
   ];
+  for (const kind of enabledSourceKinds(config))
+    programs.push(...(await engineOf(kind).programs(sectionOf(config, kind))));
   await check('programs', async () => {
-    const missing: string[] = [];
-    for (const program of programs) if ((await findProgram(program)) === undefined) missing.push(program);
+    const missing: ProgramNeed[] = [];
+    for (const need of programs) if ((await findProgram(need.program)) === undefined) missing.push(need);
     if (missing.length > 0)
       throw new CheckFailure(
-        `not found on PATH: ${missing.join(', ')}`,
-        `apt install ${missing.map(packageOf).join(' ')}`,
+        `not found on PATH: ${missing.map((need) => need.program).join(', ')}`,
+        `apt install ${[...new Set(missing.map((need) => need.package))].join(' ')}`,
       );
-    return `found ${programs.join(', ')}`;
+    return `found ${programs.map((need) => need.program).join(', ')}`;
   });
   await check('staging directory', async () => {
     await ensureWritableDirectory(config.agent.staging_dir, 'agent.staging_dir');
@@ -144,12 +139,9 @@ export async function runChecks(config: Config, logger: Logger, cancel: AbortSig
   const sshOk = await check('ssh key', () => checkSshFiles(config));
   for (const source of sources) {
     await check(`${source.kind} access`, () => source.verifyAccess(runner, scratchDirectory(config)));
-    // Also after a failed access check: a view without SHOW VIEW fails it, and the grant may lack more.
-    if (source instanceof MysqlSource)
-      await check('mysql objects', async () => ({
-        name: 'mysql objects',
-        ...assessCoverage(await source.coverage(runner), handedOverInventory(process.env)),
-      }));
+    const engine = engineOf(source.kind);
+    if (engine.checks !== undefined)
+      items.push(...(await engine.checks(sectionOf(config, source.kind), source, runner)));
   }
   if (!encryptionOk || !sshOk) {
     items.push({ name: 'target', status: 'fail', detail: 'not checked: fix the encryption and ssh key items first' });
@@ -178,13 +170,13 @@ export async function runChecks(config: Config, logger: Logger, cancel: AbortSig
 }
 
 /**
- * Root's part of check, before it runs again as the backup user: lists the objects the backup
- * user's grant may hide from it, with root's client, for the re-run's "mysql objects" item.
+ * Root's part of check, before it runs again as the backup user: what only root can see, e.g. the
+ * objects the backup user's grant hides from it, for the re-run's items.
  */
-export async function handOverMysqlObjects(config: Config, cancel: AbortSignal): Promise<void> {
-  if (!config.mysql.enabled) return;
+export async function prepareChecksAsRoot(config: Config, cancel: AbortSignal): Promise<void> {
   const runner = new CommandRunner(createLogger({ toStderr: true, level: 'warn' }), cancel);
-  process.env[ROOT_INVENTORY_VARIABLE] = JSON.stringify(await listObjectsAsRoot(runner, config.mysql));
+  for (const kind of enabledSourceKinds(config))
+    await engineOf(kind).prepareCheckAsRoot?.(sectionOf(config, kind), runner);
 }
 
 // Debian's prometheus-node-exporter reads this directory by default (--collector.textfile.directory).
@@ -340,18 +332,4 @@ async function directorySize(dir: string): Promise<number> {
     else if (entry.isFile()) total += (await stat(path)).size;
   }
   return total;
-}
-
-function packageOf(program: string): string {
-  const packages: Record<string, string> = {
-    ssh: 'openssh-client',
-    gpg: 'gnupg',
-    'mariadb-dump': 'mariadb-client',
-    mariadb: 'mariadb-client',
-    mysql: 'mariadb-client',
-    mysqldump: 'mariadb-client',
-    influxd: 'influxdb',
-    setpriv: 'util-linux',
-  };
-  return packages[program] ?? program;
 }

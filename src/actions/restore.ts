@@ -5,26 +5,26 @@ import { join } from 'node:path';
 import type { BackupSet, SourceKind } from '../domain.js';
 import { restoreCommand } from '../duplicity/command.js';
 import { duplicityTime } from '../duplicity/run.js';
-import { AgentError, BackupFailedError, UsageError, errorMessage } from '../errors.js';
-import { formatBytes } from '../report/format.js';
+import { BackupFailedError, UsageError } from '../errors.js';
 import { acquireRunLock } from '../system/lock.js';
 import { agentUser } from '../system/privileges.js';
 import { takeDirectory } from '../system/root-fs.js';
 import { seconds } from '../system/run-command.js';
 import { type DownloadedBackup, checkDownloaded, downloadBackup, resolveBackupSet } from '../restore/download.js';
-import { InfluxAdmin, type MeasurementCount } from '../restore/influxdb.js';
-import {
-  MysqlAdmin,
-  type TableCount,
-  checkDatabaseName,
-  refuseClientCommands,
-  tablesInDump,
-} from '../restore/mysql.js';
-import { endsWithTrailer } from '../sources/mysql/source.js';
 import { openRestoreArea, rootDownloadPlace } from '../restore/restore-area.js';
 import type { RestoreTime } from '../restore/restore-point.js';
 import { stopServices } from '../restore/services.js';
-import { type AgentContext, duplicitySettings, endSession, lockPath, restoreDeadline } from '../context/context.js';
+import { checkDatabaseName } from '../sources/database-name.js';
+import type { DatabaseRestore, RestoredDatabase, Restorer } from '../sources/engine.js';
+import { engineOf } from '../sources/registry.js';
+import {
+  type AgentContext,
+  duplicitySettings,
+  endSession,
+  engineTools,
+  lockPath,
+  sectionOf,
+} from '../context/context.js';
 
 export interface RestoreRequest {
   readonly source: SourceKind;
@@ -37,15 +37,6 @@ export interface RestoreRequest {
   readonly dryRun: boolean;
   /** Asks the operator; resolves true to go on. Not called with --yes. */
   readonly confirm: (question: string) => Promise<boolean>;
-}
-
-export interface RestoredDatabase {
-  readonly database: string;
-  readonly restoredAs: string;
-  /** Safety copy of the database as it was before the restore; null when it did not exist. */
-  readonly safetyCopy: string | null;
-  readonly undo: string | null;
-  readonly contents: readonly (TableCount | MeasurementCount)[];
 }
 
 export interface RestoreReport {
@@ -104,10 +95,12 @@ export async function runRestore(context: AgentContext, request: RestoreRequest)
       request.fromDir === undefined
         ? await timed('reading the backup chain', () => resolveBackupSet(context, request.source, request.time, user))
         : null;
-    const plan = describePlan(context, request, set, dir);
+    const engine = engineOf(request.source);
+    const restorer = await engine.restorer(sectionOf(config, request.source), engineTools(context));
+    const plan = describePlan(context, request, restorer, set, dir);
     if (request.dryRun) {
       process.stdout.write(
-        `${[...plan, '', 'commands:', ...(await sourceCommands(context, request, dir))].join('\n')}\n`,
+        `${[...plan, '', 'commands:', ...plannedCommands(context, request, restorer, dir)].join('\n')}\n`,
       );
       return null;
     }
@@ -134,64 +127,14 @@ export async function runRestore(context: AgentContext, request: RestoreRequest)
         servicesRestarted: [],
       };
     }
-    const safetyDir = area.safetyDir;
     const stamp = duplicityTime(new Date()).replace(/[-:]/g, '');
-
-    if (request.source === 'mysql') {
-      const admin = await MysqlAdmin.create(
-        context.runner,
-        logger,
-        config.mysql,
-        restoreDeadline(config, 'the mysql restore'),
-      );
-      const databases: RestoredDatabase[] = [];
-      for (const database of request.databases) {
-        databases.push(
-          await timed(`restore of ${database}`, () =>
-            restoreMysqlDatabase(
-              context,
-              admin,
-              downloaded,
-              database,
-              request.into,
-              join(safetyDir, `${database}-${stamp}.sql`),
-            ),
-          ),
-        );
-      }
-      return {
-        source: 'mysql',
-        backupTime: set?.time ?? null,
-        dir,
-        downloadOnly: false,
-        databases,
-        steps,
-        servicesRestarted: [],
-      };
-    }
-
-    const admin = new InfluxAdmin(
-      context.runner,
-      logger,
-      config.influxdb,
-      restoreDeadline(config, 'the influxdb restore'),
-    );
-    const services = await stopServices(context.runner, context.cleanup, logger, config.influxdb.stop_services);
+    const services = await stopServices(context.runner, context.cleanup, logger, restorer.stopServices);
     const databases: RestoredDatabase[] = [];
     let failure: unknown;
     try {
       for (const database of request.databases) {
-        databases.push(
-          await timed(`restore of ${database}`, () =>
-            restoreInfluxDatabase(
-              admin,
-              downloaded,
-              database,
-              request.into,
-              join(safetyDir, `influxdb-${database}-${stamp}`),
-            ),
-          ),
-        );
+        const restore = databaseRestore(request, downloaded.dir, database, area.safetyDir, stamp);
+        databases.push(await timed(`restore of ${database}`, () => restorer.restore(restore)));
       }
     } catch (error) {
       failure = error;
@@ -207,7 +150,7 @@ export async function runRestore(context: AgentContext, request: RestoreRequest)
       );
     }
     return {
-      source: 'influxdb',
+      source: request.source,
       backupTime: set?.time ?? null,
       dir,
       downloadOnly: false,
@@ -219,139 +162,6 @@ export async function runRestore(context: AgentContext, request: RestoreRequest)
     // The download ran as the backup user: its ssh master and gpg-agent are that user's.
     await endSession(context, user);
     await lock.release();
-  }
-}
-
-async function restoreMysqlDatabase(
-  context: AgentContext,
-  admin: MysqlAdmin,
-  downloaded: DownloadedBackup,
-  database: string,
-  into: string | undefined,
-  safetyFile: string,
-): Promise<RestoredDatabase> {
-  const dumpFile = join(downloaded.dir, `${database}.sql`);
-  if (!downloaded.manifest.files.some((file) => file.name === `${database}.sql`)) {
-    throw new BackupFailedError(
-      `the backup holds no dump of ${database} (${downloaded.dir})`,
-      'untouched: nothing was changed',
-    );
-  }
-  if (!(await endsWithTrailer(dumpFile))) {
-    throw new BackupFailedError(
-      `${dumpFile} does not end with "-- Dump completed": the dump in this backup is cut short`,
-      'nothing was changed; try an older --time (backup-agent list)',
-    );
-  }
-  const reading = restoreDeadline(context.config, `reading the dump of ${database}`);
-  await refuseClientCommands(context.runner, dumpFile, reading);
-  const target = into ?? database;
-  const expected = await tablesInDump(context.runner, dumpFile, reading);
-  let safetyCopy: string | null = null;
-  if (into !== undefined) {
-    if (await admin.exists(into)) {
-      throw new UsageError(
-        `database ${into} already exists; --into needs a new name`,
-        `nothing was changed; drop ${into} first or pick another name`,
-      );
-    }
-    await admin.createEmpty(into);
-    await inState(`database ${into} was created and is partly imported; drop it and try again`, () =>
-      admin.import(into, dumpFile, process.stderr.isTTY),
-    );
-  } else {
-    if (await admin.exists(database)) {
-      const bytes = await inState(`database ${database} untouched`, () => admin.safetyDump(database, safetyFile));
-      safetyCopy = safetyFile;
-      context.logger.info(
-        { database, file: safetyFile, bytes },
-        'safety dump of %s: %s (%s)',
-        database,
-        safetyFile,
-        formatBytes(bytes),
-      );
-    }
-    await inState(
-      safetyCopy === null
-        ? `database ${database} is partly restored; run the restore again`
-        : `database ${database} is partly restored; its previous state is in ${safetyCopy}`,
-      () => admin.replace(database, dumpFile, process.stderr.isTTY),
-    );
-  }
-  const contents = await admin.tableCounts(target);
-  const missing = expected.filter((table) => !contents.some((row) => row.table === table));
-  if (missing.length > 0) {
-    throw new BackupFailedError(
-      `after the import, ${target} lacks table(s) ${missing.join(', ')} that the dump creates`,
-      undoHint(target, safetyCopy),
-    );
-  }
-  return {
-    database,
-    restoredAs: target,
-    safetyCopy,
-    undo: safetyCopy === null ? null : undoCommand(target, safetyCopy),
-    contents,
-  };
-}
-
-async function restoreInfluxDatabase(
-  admin: InfluxAdmin,
-  downloaded: DownloadedBackup,
-  database: string,
-  into: string | undefined,
-  safetyDir: string,
-): Promise<RestoredDatabase> {
-  const backupDir = join(downloaded.dir, database);
-  if (!downloaded.manifest.files.some((file) => file.name.startsWith(`${database}/`))) {
-    throw new BackupFailedError(
-      `the backup holds no InfluxDB backup of ${database} (${downloaded.dir})`,
-      'untouched: nothing was changed',
-    );
-  }
-  const target = into ?? database;
-  let safetyCopy: string | null = null;
-  if (into !== undefined) {
-    if (await admin.exists(into)) {
-      throw new UsageError(`database ${into} already exists; --into needs a new name`, 'nothing was changed');
-    }
-  } else if (await admin.exists(database)) {
-    await inState(`database ${database} untouched`, () => admin.safetyBackup(database, safetyDir));
-    safetyCopy = safetyDir;
-    await admin.drop(database);
-  }
-  await inState(
-    into !== undefined
-      ? `database ${into} may be partly restored; drop it and try again`
-      : safetyCopy === null
-        ? `database ${database} is not restored; run the restore again`
-        : `database ${database} was dropped and is not (fully) restored; its previous state is in ${safetyCopy}`,
-    () => admin.restore(database, backupDir, into),
-  );
-  const contents = await admin.measurementCounts(target);
-  if (contents.length === 0) {
-    throw new BackupFailedError(`after the restore, ${target} has no measurements`, 'check the influxd log');
-  }
-  return {
-    database,
-    restoredAs: target,
-    safetyCopy,
-    undo:
-      safetyCopy === null
-        ? null
-        : `curl -XPOST ${admin.http.baseUrl}/query --data-urlencode 'q=DROP DATABASE "${target}"' && influxd restore -portable -db ${target} ${safetyCopy}`,
-    contents,
-  };
-}
-
-/** Runs `work`; a failure carries the sentence saying what state the host is in now. */
-async function inState<T>(state: string, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (error instanceof AgentError && !(error instanceof BackupFailedError)) throw error;
-    const hint = error instanceof BackupFailedError && error.hint !== undefined ? ` (${error.hint})` : '';
-    throw new BackupFailedError(`${errorMessage(error)}${hint}`, `state now: ${state}`, { cause: error });
   }
 }
 
@@ -367,12 +177,14 @@ function withServiceState(error: unknown, restarted: readonly string[], notResta
   return new BackupFailedError(error.message, [error.hint, ...services].filter(Boolean).join('; '), { cause: error });
 }
 
-function undoCommand(database: string, safetyCopy: string): string {
-  return `mariadb -e 'DROP DATABASE \`${database}\`; CREATE DATABASE \`${database}\`' && mariadb ${database} < ${safetyCopy}`;
-}
-
-function undoHint(database: string, safetyCopy: string | null): string {
-  return safetyCopy === null ? 'run the restore again' : `to go back: ${undoCommand(database, safetyCopy)}`;
+function databaseRestore(
+  request: RestoreRequest,
+  dir: string,
+  database: string,
+  safetyDir: string,
+  stamp: string,
+): DatabaseRestore {
+  return { database, dir, into: request.into, safetyDir, stamp, showProgress: process.stderr.isTTY };
 }
 
 /** --from-dir: the directory becomes root's (plain files and directories only) before it is read. */
@@ -386,7 +198,13 @@ async function checkFetchedDirectory(
   return checkDownloaded(context, source, dir, null, started);
 }
 
-function describePlan(context: AgentContext, request: RestoreRequest, set: BackupSet | null, dir: string): string[] {
+function describePlan(
+  context: AgentContext,
+  request: RestoreRequest,
+  restorer: Restorer,
+  set: BackupSet | null,
+  dir: string,
+): string[] {
   const source = request.source;
   const from = set === null ? `the files in ${dir}` : `the ${set.kind} backup of ${set.time.toISOString()}`;
   const lines = [
@@ -398,50 +216,24 @@ function describePlan(context: AgentContext, request: RestoreRequest, set: Backu
     lines.push(`  2. check every file against ${dir}/MANIFEST.json`);
   }
   if (request.downloadOnly) return lines;
-  const safetyDir = join(context.config.agent.restore_dir, 'safety');
   lines.push(
     request.into
       ? `  3. create the new database ${request.into} and import into it; the original is not touched`
-      : `  3. save the current ${request.databases.join(', ')} into ${safetyDir}/ (undo), then replace it`,
+      : `  3. save the current ${request.databases.join(', ')} into ${safetyDirectory(context)}/ (undo), then replace it`,
   );
-  if (source === 'influxdb' && context.config.influxdb.stop_services.length > 0) {
-    lines.push(
-      `     stopping ${context.config.influxdb.stop_services.join(', ')} meanwhile, and starting it again afterwards`,
-    );
+  if (restorer.stopServices.length > 0) {
+    lines.push(`     stopping ${restorer.stopServices.join(', ')} meanwhile, and starting it again afterwards`);
   }
   lines.push(`  4. check the restored tables/measurements and print their counts`);
   return lines;
 }
 
-async function sourceCommands(context: AgentContext, request: RestoreRequest, dir: string): Promise<string[]> {
-  const safetyDir = join(context.config.agent.restore_dir, 'safety');
-  if (request.source === 'mysql') {
-    const admin = await MysqlAdmin.create(
-      context.runner,
-      context.logger,
-      context.config.mysql,
-      restoreDeadline(context.config, 'the mysql restore'),
-    );
-    return request.databases.flatMap((database) =>
-      admin.plannedCommands(
-        request.into ?? database,
-        join(dir, `${database}.sql`),
-        request.into === undefined ? join(safetyDir, `${database}-TIMESTAMP.sql`) : null,
-      ),
-    );
-  }
-  const admin = new InfluxAdmin(
-    context.runner,
-    context.logger,
-    context.config.influxdb,
-    restoreDeadline(context.config, 'the influxdb restore'),
-  );
+function plannedCommands(context: AgentContext, request: RestoreRequest, restorer: Restorer, dir: string): string[] {
   return request.databases.flatMap((database) =>
-    admin.plannedCommands(
-      database,
-      join(dir, database),
-      join(safetyDir, `influxdb-${database}-TIMESTAMP`),
-      request.into,
-    ),
+    restorer.plannedCommands(databaseRestore(request, dir, database, safetyDirectory(context), 'TIMESTAMP')),
   );
+}
+
+function safetyDirectory(context: AgentContext): string {
+  return join(context.config.agent.restore_dir, 'safety');
 }

@@ -4,12 +4,14 @@ import { formatPlan, formatStatus } from '../cli/output.js';
 import { parseConfig } from '../config/load.js';
 import { autoFullDay, spreadOffsetMs } from '../history/spread.js';
 import { buildReport } from './status.js';
+import { ENGINES } from '../sources/registry.js';
 
 const TARGET = 'rsync://backup@backup.example.org/backups';
 const DB1 = { machineId: '3d1219c7c4c5404aaa1f6d2a48adfda4', hostname: 'db1.example.org' };
 const config = parseConfig(
   `[agent]\nspread = 2h\nfull_day = auto\n[target]\nurl = ${TARGET}\nencryption = none\n[mysql]\ndatabases = agama\n`,
   '/etc/backup-agent.ini',
+  ENGINES,
 );
 
 test("status names this host's offset, its next slot and the full day auto chose for it", () => {

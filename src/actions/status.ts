@@ -3,8 +3,8 @@
 // comes (this host's slot within agent.spread, and its full day) with its expected kind; with --remote, also what duplicity says about the chain on the target. Returns data only;
 // cli/output.ts prints it as a table or as JSON. Healthy means: every enabled source's last run
 // succeeded and no SLA promise is broken — what Nagios or cron needs to know.
-import type { Config } from '../config/schema.js';
-import { enabledKinds, nextRun } from '../history/next-run.js';
+import { type Config, enabledSourceKinds } from '../config/schema.js';
+import { nextRun } from '../history/next-run.js';
 import { type HostIdentity, hostCalendar, readHostIdentity } from '../history/spread.js';
 import { type DeadlineStatus, type RpoStatus, evaluateSla } from '../history/sla.js';
 import {
@@ -83,7 +83,7 @@ export async function collectStatus(config: Config, options: StatusOptions): Pro
   } catch (error) {
     stateProblem = errorMessage(error);
   }
-  const sources = enabledKinds(config);
+  const sources = enabledSourceKinds(config);
   const remote = options.remote === null ? null : await readTargets(options.remote, sources);
   return buildReport(config, {
     state,
@@ -110,7 +110,7 @@ export function buildReport(config: Config, input: ReportInput): StatusReport {
   const { agent } = config;
   const calendar = hostCalendar(config, input.identity);
   const state = input.state ?? emptyState(input.now);
-  const sources = enabledKinds(config);
+  const sources = enabledSourceKinds(config);
   const sla = evaluateSla({
     state,
     sources,

@@ -75,9 +75,7 @@ export function formatRestoreReport(report: RestoreReport): string {
       `${database.database}${database.restoredAs === database.database ? '' : ` → ${database.restoredAs}`}:`,
     );
     for (const row of database.contents) {
-      const [name, count, unit] =
-        'table' in row ? [row.table, row.rows, 'rows'] : [row.measurement, row.points, 'points'];
-      lines.push(`  ${name.padEnd(32)} ${String(count).padStart(12)} ${unit}`);
+      lines.push(`  ${row.name.padEnd(32)} ${String(row.count).padStart(12)} ${row.unit}`);
     }
     lines.push(
       database.safetyCopy === null

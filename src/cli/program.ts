@@ -1,7 +1,7 @@
 // The command line (commander only): flags → action → printer. Exit codes are decided in main.ts.
 import { Command, Option } from 'commander';
 import type { Config } from '../config/schema.js';
-import { type BackupKind, SOURCE_KINDS, type SourceKind } from '../domain.js';
+import type { BackupKind, SourceKind } from '../domain.js';
 import { UsageError } from '../errors.js';
 import type { Logger } from '../report/logger.js';
 import { isRoot, requireAgentReadable, requireRoot, rerunAsAgentUser } from '../system/privileges.js';
@@ -10,6 +10,9 @@ import { VERSION } from './version.js';
 // Each command imports what it needs when it runs (zod, pino, execa and croner cost about
 // 20 MiB of RSS together): `--help` stays fast, and root's process, which only waits while the
 // command runs again as backup, stays small for the whole run.
+// The engines are named in sources/registry.ts, which is loaded only when a command runs.
+const SOURCE_ARGUMENT = 'a source, by its section name in backup-agent.ini, e.g. mysql (default: every enabled source)';
+
 const cli = {
   backup: () => import('../actions/backup.js'),
   check: () => import('../actions/check.js'),
@@ -25,6 +28,7 @@ const cli = {
   output: () => import('./output.js'),
   ping: () => import('../notify/ping.js'),
   recordRun: () => import('../actions/record-run.js'),
+  registry: () => import('../sources/registry.js'),
   restore: () => import('../actions/restore.js'),
   restorePoint: () => import('../restore/restore-point.js'),
   status: () => import('../actions/status.js'),
@@ -98,7 +102,7 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
   program
     .command('list')
     .description('show the restore points on the target (time, full/incremental, size)')
-    .argument('[source]', `one of ${SOURCE_KINDS.join(', ')} (default: every enabled source)`)
+    .argument('[source]', SOURCE_ARGUMENT)
     .action(async (source: string | undefined) => {
       const config = await prepare(program);
       const [{ createContext }, { createLogger }, { listRestorePoints }, { formatListing }] = await Promise.all([
@@ -109,7 +113,7 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
       ]);
       const logger = createLogger({ toStderr: true, level: 'warn' });
       const context = await createContext(config, logger, cancel);
-      const sources = await selectSources(config, source === undefined ? [] : [parseSource(source)]);
+      const sources = await selectSources(config, source === undefined ? [] : [source]);
       await lockFree(config, logger, 'backup-agent list', async () => {
         for (const selected of sources)
           process.stdout.write(formatListing(await listRestorePoints(context, selected.kind)));
@@ -125,7 +129,7 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
       // but only once the re-run can happen at all.
       if (isRoot()) {
         await requireAgentReadable();
-        await (await cli.check()).handOverMysqlObjects(await loadAsRoot(program), cancel);
+        await (await cli.check()).prepareChecksAsRoot(await loadAsRoot(program), cancel);
       }
       const config = await prepare(program);
       const [{ runChecks, checkExitCode }, { createLogger }, { formatChecklist }] = await Promise.all([
@@ -142,7 +146,7 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
   program
     .command('restore')
     .description('as root: download a backup, check it, and put it back in place of the live database')
-    .argument('<source>', SOURCE_KINDS.join(' or '))
+    .argument('<source>', 'the source: its section name in backup-agent.ini, e.g. mysql')
     .option('--time <time>', 'now (the latest backup), an ISO date/time, or an age like 3D', 'now')
     .option('--database <name>', 'only this one of the configured databases (default: all)')
     .option('--into <name>', 'restore into this new database; the original is not touched')
@@ -164,7 +168,7 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
         },
       ) => {
         requireRoot(`restore ${sourceName}`);
-        const source = parseSource(sourceName);
+        const source = await parseSource(sourceName);
         const [
           { parseRestoreTime },
           { runRestore, selectDatabases },
@@ -185,8 +189,9 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
           throw new UsageError('--from-dir restores what is in the directory; --time does not apply');
         }
         const config = await loadAsRoot(program);
-        if (!config[source].enabled) throw new UsageError(`source ${source} is not enabled in ${config.file}`);
-        const databases = selectDatabases(config[source].databases, options.database, options.into);
+        const section = config.sources[source];
+        if (section?.enabled !== true) throw new UsageError(`source ${source} is not enabled in ${config.file}`);
+        const databases = selectDatabases(section.databases, options.database, options.into);
         const context = await createContext(config, createLogger({ toStderr: true }), cancel);
         const report = await runRestore(context, {
           source,
@@ -206,12 +211,12 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
   program
     .command('verify')
     .description('restore drill: download the latest backup to scratch space and prove it is complete and restorable')
-    .argument('[source]', `one of ${SOURCE_KINDS.join(', ')} (default: every enabled source)`)
+    .argument('[source]', SOURCE_ARGUMENT)
     .option('--import', 'as root: also load it into scratch databases, compare, and drop them')
     .action(async (source: string | undefined, options: { import?: boolean }) => {
       if (options.import) requireRoot('verify --import');
       const config = options.import ? await loadAsRoot(program) : await prepare(program);
-      const sources = await selectSources(config, source === undefined ? [] : [parseSource(source)]);
+      const sources = await selectSources(config, source === undefined ? [] : [source]);
       const [{ createContext }, { createLogger }, { runDrill }, { formatDrill }] = await Promise.all([
         cli.context(),
         cli.logger(),
@@ -232,7 +237,7 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
     .command('example-config')
     .description('print a configuration file with every key, its default and its meaning')
     .action(async () => {
-      process.stdout.write((await cli.exampleConfig()).renderExampleConfig());
+      process.stdout.write((await cli.exampleConfig()).renderExampleConfig((await cli.registry()).ENGINES));
       setExitCode(0);
     });
 
@@ -243,15 +248,16 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
     )
     .action(async () => {
       const config = await prepare(program);
-      const [{ LogTail }, { createLogger }, { runDaemon }, { loadConfig }] = await Promise.all([
+      const [{ LogTail }, { createLogger }, { runDaemon }, { loadConfig }, { ENGINES }] = await Promise.all([
         cli.logTail(),
         cli.logger(),
         cli.daemon(),
         cli.load(),
+        cli.registry(),
       ]);
       const logTail = new LogTail();
       const logger = createLogger({ copyTo: logTail });
-      await runDaemon({ config, logger, logTail, cancel, reload: () => loadConfig(config.file) });
+      await runDaemon({ config, logger, logTail, cancel, reload: () => loadConfig(config.file, ENGINES) });
       // A stop asked for by systemd is a clean end, not a failure.
       setExitCode(0);
     });
@@ -300,20 +306,21 @@ async function prepare(program: Command): Promise<Config> {
   if (status !== null) process.exit(status);
   // Dumps and caches hold the data itself: nothing the agent creates is readable by others.
   process.umask(0o077);
-  const { configFilePath, loadConfig } = await cli.load();
-  return loadConfig(configFilePath(program.opts<GlobalOptions>().config));
+  const [{ configFilePath, loadConfig }, { ENGINES }] = await Promise.all([cli.load(), cli.registry()]);
+  return loadConfig(configFilePath(program.opts<GlobalOptions>().config), ENGINES);
 }
 
 /** For the commands that must stay root (restore, verify --import). */
 async function loadAsRoot(program: Command): Promise<Config> {
   process.umask(0o077);
-  const { configFilePath, loadConfig } = await cli.load();
-  return loadConfig(configFilePath(program.opts<GlobalOptions>().config));
+  const [{ configFilePath, loadConfig }, { ENGINES }] = await Promise.all([cli.load(), cli.registry()]);
+  return loadConfig(configFilePath(program.opts<GlobalOptions>().config), ENGINES);
 }
 
-async function selectSources(config: Config, requested: readonly SourceKind[]) {
+async function selectSources(config: Config, requested: readonly string[]) {
   for (const kind of requested) {
-    if (!config[kind].enabled)
+    await parseSource(kind);
+    if (config.sources[kind]?.enabled !== true)
       throw new UsageError(
         `source ${kind} is not enabled in ${config.file}`,
         `set enabled = true in its [${kind}] section`,
@@ -322,12 +329,11 @@ async function selectSources(config: Config, requested: readonly SourceKind[]) {
   return (await cli.context()).enabledSources(config, requested);
 }
 
-function parseSource(value: string): SourceKind {
-  const kind = SOURCE_KINDS.find((candidate) => candidate === value);
-  if (kind === undefined) throw new UsageError(`unknown source "${value}": expected one of ${SOURCE_KINDS.join(', ')}`);
-  return kind;
+/** The engine's name, once the registry knows it (it is loaded only when a command runs). */
+async function parseSource(value: string): Promise<SourceKind> {
+  return (await cli.registry()).engineOf(value).kind;
 }
 
 function collectSource(value: string, previous: SourceKind[]): SourceKind[] {
-  return [...previous, parseSource(value)];
+  return [...previous, value];
 }

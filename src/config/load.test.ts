@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { ConfigError } from '../errors.js';
 import { renderConfigTable, renderExampleConfig } from './example.js';
 import { parseConfig } from './load.js';
+import { ENGINES } from '../sources/registry.js';
 
 const FILE = '/etc/backup-agent.ini';
 const MINIMAL = `[target]
@@ -14,7 +15,7 @@ databases = agama
 
 function problemsOf(text: string): readonly string[] {
   try {
-    parseConfig(text, FILE);
+    parseConfig(text, FILE, ENGINES);
   } catch (error) {
     assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
     assert.equal(error.file, FILE);
@@ -24,22 +25,22 @@ function problemsOf(text: string): readonly string[] {
 }
 
 test('a minimal file gets every default, and a missing [influxdb] section disables it', () => {
-  const config = parseConfig(MINIMAL, FILE);
+  const config = parseConfig(MINIMAL, FILE, ENGINES);
   assert.equal(config.agent.schedule, '15 23 * * *');
   assert.equal(config.agent.full_day, 'sun');
   assert.equal(config.agent.max_full_age, 8 * 86_400_000);
   assert.equal(config.agent.keep_full, 4);
   assert.equal(config.target.encryption, 'symmetric');
-  assert.deepEqual(config.mysql.databases, ['agama']);
-  assert.equal(config.mysql.enabled, true);
-  assert.equal(config.influxdb.enabled, false);
+  assert.deepEqual(config.sources['mysql']?.databases, ['agama']);
+  assert.equal(config.sources['mysql']?.enabled, true);
+  assert.equal(config.sources['influxdb']?.enabled, false);
   assert.equal(config.file, FILE);
 });
 
 test('the shipped example file is itself a valid configuration', () => {
-  const config = parseConfig(renderExampleConfig(), FILE);
-  assert.deepEqual(config.mysql.databases, ['agama']);
-  assert.deepEqual(config.influxdb.databases, ['telegraf']);
+  const config = parseConfig(renderExampleConfig(ENGINES), FILE, ENGINES);
+  assert.deepEqual(config.sources['mysql']?.databases, ['agama']);
+  assert.deepEqual(config.sources['influxdb']?.databases, ['telegraf']);
 });
 
 test('unknown sections and keys are errors with a did-you-mean', () => {
@@ -164,12 +165,19 @@ test('keep_full = 1 is refused, and the error says why', () => {
     problems[0] ?? '',
     /^agent\.keep_full = "1": expected a whole number from 2 to 1000: with 1, each full deletes the previous chain/,
   );
-  assert.equal(parseConfig(MINIMAL.replace('[mysql]', '[agent]\nkeep_full = 2\n[mysql]'), FILE).agent.keep_full, 2);
+  assert.equal(
+    parseConfig(MINIMAL.replace('[mysql]', '[agent]\nkeep_full = 2\n[mysql]'), FILE, ENGINES).agent.keep_full,
+    2,
+  );
 });
 
 test('smtp_cleartext_login is off unless set', () => {
-  assert.equal(parseConfig(MINIMAL, FILE).notify.smtp_cleartext_login, false);
-  const config = parseConfig(`${MINIMAL}[notify]\nsmtp_url = smtp://alerts@relay\nsmtp_cleartext_login = true\n`, FILE);
+  assert.equal(parseConfig(MINIMAL, FILE, ENGINES).notify.smtp_cleartext_login, false);
+  const config = parseConfig(
+    `${MINIMAL}[notify]\nsmtp_url = smtp://alerts@relay\nsmtp_cleartext_login = true\n`,
+    FILE,
+    ENGINES,
+  );
   assert.equal(config.notify.smtp_cleartext_login, true);
   assert.equal(config.notify.smtp_url.user, 'alerts');
 });
@@ -177,8 +185,8 @@ test('smtp_cleartext_login is off unless set', () => {
 test('the README documents every key exactly as the key table says', async () => {
   const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
   assert.ok(
-    readme.includes(renderConfigTable()),
-    'README.md is out of date: paste the output of renderConfigTable() into its configuration section',
+    readme.includes(renderConfigTable(ENGINES)),
+    'README.md is out of date: paste the output of renderConfigTable(ENGINES) into its configuration section',
   );
 });
 
@@ -186,8 +194,8 @@ test('sign_key: only the key id lengths duplicity takes, and never with encrypti
   const withKey = (key: string, encryption = 'symmetric') =>
     MINIMAL.replace('[mysql]', `encryption = ${encryption}\nsign_key = ${key}\n[mysql]`);
   const fingerprint = '0123456789ABCDEF0123456789ABCDEF01234567';
-  assert.equal(parseConfig(MINIMAL, FILE).target.sign_key, '');
-  assert.equal(parseConfig(withKey(fingerprint), FILE).target.sign_key, fingerprint);
+  assert.equal(parseConfig(MINIMAL, FILE, ENGINES).target.sign_key, '');
+  assert.equal(parseConfig(withKey(fingerprint), FILE, ENGINES).target.sign_key, fingerprint);
   assert.match(problemsOf(withKey('0123456789AB')).join('\n'), /target\.sign_key = "0123456789AB": .*8 or 16 hex/);
   assert.match(
     problemsOf(withKey(fingerprint, 'none')).join('\n'),

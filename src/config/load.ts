@@ -4,7 +4,16 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseIni } from 'ini';
 import { ConfigError, errorMessage } from '../errors.js';
 import { closest } from './did-you-mean.js';
-import { type Config, OPTIONAL_SECTIONS, type SectionName, keySpecs, sectionNames } from './schema.js';
+import {
+  type Config,
+  type EngineSection,
+  type KeySpec,
+  type SectionName,
+  type SourceSection,
+  CONFIG_KEYS,
+  keySpecs,
+  sectionNames,
+} from './schema.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/backup-agent.ini';
 
@@ -13,7 +22,8 @@ export function configFilePath(option: string | undefined, env: NodeJS.ProcessEn
   return option ?? env['BACKUP_AGENT_CONFIG'] ?? DEFAULT_CONFIG_FILE;
 }
 
-export async function loadConfig(file: string): Promise<Config> {
+/** `engines`: the sources' sections (sources/registry.ts ENGINES), which config/ does not know itself. */
+export async function loadConfig(file: string, engines: readonly SourceSection[]): Promise<Config> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -24,19 +34,26 @@ export async function loadConfig(file: string): Promise<Config> {
       `create it with: backup-agent example-config > ${file}   (then edit it), or pass --config FILE`,
     );
   }
-  return parseConfig(text, file);
+  return parseConfig(text, file, engines);
 }
 
 type RawSection = Record<string, unknown>;
 
-export function parseConfig(text: string, file: string): Config {
+export function parseConfig(text: string, file: string, engines: readonly SourceSection[]): Config {
   const raw = parseIni(text) as Record<string, unknown>;
   const problems: string[] = [];
-  const known = sectionNames();
-  const sections: Partial<Record<SectionName, RawSection>> = {};
+  const tables: [string, Readonly<Record<string, KeySpec<unknown>>>][] = [
+    ...sectionNames().map((section): [SectionName, Readonly<Record<string, KeySpec<unknown>>>] => [
+      section,
+      CONFIG_KEYS[section],
+    ]),
+    ...engines.map((engine): [string, Readonly<Record<string, KeySpec<unknown>>>] => [engine.kind, engine.keys]),
+  ];
+  const known = tables.map(([name]) => name);
+  const sections: Record<string, RawSection> = {};
 
   for (const [name, value] of Object.entries(raw)) {
-    if (!isSectionName(name, known) || typeof value !== 'object' || value === null) {
+    if (!known.includes(name) || typeof value !== 'object' || value === null) {
       problems.push(
         typeof value === 'object'
           ? `unknown section [${name}]${suggestion(name, known, (s) => `[${s}]`)}; sections are ${known.map((s) => `[${s}]`).join(', ')}`
@@ -47,21 +64,35 @@ export function parseConfig(text: string, file: string): Config {
     sections[name] = value as RawSection;
   }
 
-  const config: Record<string, Record<string, unknown>> = { file: {} };
-  for (const section of known) {
-    // An absent source section disables the source; any other absent section takes its defaults,
-    // and a key without a default is then reported as required, by name.
-    const absent: RawSection = OPTIONAL_SECTIONS.includes(section) ? { enabled: 'false' } : {};
-    config[section] = parseSection(section, sections[section] ?? absent, problems);
+  const core: Record<string, Record<string, unknown>> = {};
+  for (const section of sectionNames()) {
+    // An absent section takes its defaults; a key without a default is then reported as required, by name.
+    core[section] = parseSection(section, CONFIG_KEYS[section], sections[section] ?? {}, problems);
   }
-  if (problems.length === 0) problems.push(...crossChecks(config as unknown as Config));
+  const sources: Record<string, EngineSection> = {};
+  for (const engine of engines) {
+    // An absent source section disables the source.
+    sources[engine.kind] = parseSection(
+      engine.kind,
+      engine.keys,
+      sections[engine.kind] ?? { enabled: 'false' },
+      problems,
+    ) as unknown as EngineSection;
+  }
+  const config = { ...(core as unknown as Omit<Config, 'file' | 'sources'>), sources, file };
+  if (problems.length === 0) problems.push(...crossChecks(config));
   if (problems.length > 0)
     throw new ConfigError(file, problems, 'see the comments in the example configuration for every key');
-  return { ...(config as unknown as Omit<Config, 'file'>), file };
+  return config;
 }
 
-function parseSection(section: SectionName, values: RawSection, problems: string[]): Record<string, unknown> {
-  const specs = keySpecs(section);
+function parseSection(
+  section: string,
+  keys: Readonly<Record<string, KeySpec<unknown>>>,
+  values: RawSection,
+  problems: string[],
+): Record<string, unknown> {
+  const specs = keySpecs(keys);
   const names = specs.map(([name]) => name);
   for (const name of Object.keys(values)) {
     if (!names.includes(name)) {
@@ -107,19 +138,21 @@ function crossChecks(config: Config): string[] {
       'target.sign_key is set but target.encryption = none: duplicity signs only encrypted volumes; use symmetric or pubkey',
     );
   }
-  for (const source of ['mysql', 'influxdb'] as const) {
-    if (config[source].enabled && config[source].databases.length === 0) {
-      problems.push(`${source}.databases is empty but ${source}.enabled = true: list the databases to back up`);
+  const sources = Object.entries(config.sources);
+  for (const [kind, section] of sources) {
+    if (section.enabled && section.databases.length === 0) {
+      problems.push(`${kind}.databases is empty but ${kind}.enabled = true: list the databases to back up`);
     }
   }
-  if (!config.mysql.enabled && !config.influxdb.enabled) {
-    problems.push('no source is enabled: add a [mysql] or [influxdb] section with enabled = true');
+  if (!sources.some(([, section]) => section.enabled)) {
+    problems.push(
+      `no source is enabled: add a ${sources
+        .map(([kind]) => `[${kind}]`)
+        .join(', ')
+        .replace(/, ([^,]*)$/, ' or $1')} section with enabled = true`,
+    );
   }
   return problems;
-}
-
-function isSectionName(name: string, known: readonly SectionName[]): name is SectionName {
-  return (known as readonly string[]).includes(name);
 }
 
 function suggestion(word: string, candidates: readonly string[], format: (candidate: string) => string): string {

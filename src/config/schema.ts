@@ -11,10 +11,7 @@ import {
   emailAddress,
   emailList,
   gpgKeyId,
-  hostPort,
-  httpUrl,
   integer,
-  nameList,
   oneOf,
   optionalAbsolutePath,
   optionalTimeOfDay,
@@ -37,7 +34,7 @@ export interface KeySpec<T> {
   readonly secret?: boolean;
 }
 
-function key<T>(
+export function key<T>(
   schema: z.ZodType<T, string>,
   defaultText: string | null,
   doc: string,
@@ -186,38 +183,6 @@ export const CONFIG_KEYS = {
     ),
     volume_size: key(integer(1, 10_000), '200', "duplicity's --volsize in MB: the size of each uploaded volume."),
   },
-  mysql: {
-    enabled: key(boolean, 'true', 'Back up MySQL/MariaDB (a missing [mysql] section means false).'),
-    databases: key(nameList('database'), '', 'Databases to dump, one file each.', { example: 'agama' }),
-    defaults_file: key(
-      optionalAbsolutePath,
-      '',
-      "Client option file with user and password; empty: the agent user's ~/.my.cnf.",
-    ),
-    admin_defaults_file: key(
-      optionalAbsolutePath,
-      '',
-      "Option file for root's restore client; empty: root's defaults (Debian: the local socket, unix_socket auth).",
-    ),
-  },
-  influxdb: {
-    enabled: key(boolean, 'true', 'Back up InfluxDB 1.x (a missing [influxdb] section means false).'),
-    databases: key(nameList('database'), '', 'Databases to back up with influxd backup -portable.', {
-      example: 'telegraf',
-    }),
-    host: key(hostPort, '127.0.0.1:8088', "influxd's RPC address (bind-address in influxdb.conf)."),
-    http_url: key(
-      httpUrl,
-      'http://127.0.0.1:8086',
-      "influxd's HTTP API, used by restore and verify to drop and inspect databases.",
-      { secret: true },
-    ),
-    stop_services: key(
-      nameList('systemd service'),
-      'telegraf',
-      'Services stopped during an InfluxDB restore and started again afterwards (skipped when not installed).',
-    ),
-  },
   notify: {
     email_to: key(
       emailList,
@@ -268,16 +233,49 @@ type SectionValues<S extends SectionName> = {
   readonly [K in keyof Keys[S]]: Keys[S][K] extends KeySpec<infer T> ? T : never;
 };
 
-/** The validated configuration: one object per ini section, values parsed to their types. */
-export type Config = { readonly [S in SectionName]: SectionValues<S> } & { readonly file: string };
+/** The two keys every source section has; the loader checks them the same way for every engine. */
+export interface EngineSection {
+  readonly enabled: boolean;
+  readonly databases: readonly string[];
+}
 
-/** Sections a host may leave out entirely; the source is then disabled. */
-export const OPTIONAL_SECTIONS: readonly SectionName[] = ['mysql', 'influxdb'];
+/** A source's ini section: its keys, parsers, defaults and docs, owned by its engine in sources/. */
+export type SectionKeys = {
+  readonly enabled: KeySpec<boolean>;
+  readonly databases: KeySpec<readonly string[]>;
+} & { readonly [key: string]: KeySpec<unknown> };
+
+/** The values of a source section, typed from its key table. */
+export type EngineValues<K extends SectionKeys> = {
+  readonly [P in keyof K]: K[P] extends KeySpec<infer T> ? T : never;
+};
+
+/** What the loader needs of an engine: the section's name and its keys. */
+export interface SourceSection {
+  readonly kind: string;
+  readonly keys: SectionKeys;
+}
+
+/**
+ * The validated configuration: one object per ini section, values parsed to their types. The
+ * sources' sections are under `sources`, by engine name, in the order of sources/registry.ts.
+ */
+export type Config = { readonly [S in SectionName]: SectionValues<S> } & {
+  readonly sources: Readonly<Record<string, EngineSection>>;
+  readonly file: string;
+};
 
 export function sectionNames(): SectionName[] {
   return Object.keys(CONFIG_KEYS) as SectionName[];
 }
 
-export function keySpecs(section: SectionName): [string, KeySpec<unknown>][] {
-  return Object.entries(CONFIG_KEYS[section]) as [string, KeySpec<unknown>][];
+export function keySpecs(keys: Readonly<Record<string, KeySpec<unknown>>>): [string, KeySpec<unknown>][] {
+  return Object.entries(keys);
+}
+
+/** The sources a run, status, the schedule and metrics cover: every enabled one, in registry order. */
+export function enabledSourceKinds(config: Config): string[] {
+  return Object.entries(config.sources)
+    .filter(([, section]) => section.enabled)
+    .map(([kind]) => kind);
 }

@@ -1,16 +1,16 @@
 // What every action needs, built once per run from the validated Config.
 import { join } from 'node:path';
-import type { Config } from '../config/schema.js';
+import { type Config, type EngineSection, enabledSourceKinds } from '../config/schema.js';
 import type { SourceKind } from '../domain.js';
 import { type DuplicitySettings, type Encryption, duplicityEnvironment } from '../duplicity/command.js';
 import { stopGpgAgent } from '../duplicity/gpg-agent.js';
 import { readPassphrase } from '../duplicity/passphrase.js';
 import { Duplicity } from '../duplicity/run.js';
 import { type DuplicityVersion, parseDuplicityVersion } from '../duplicity/version.js';
-import { BackupFailedError, errorMessage } from '../errors.js';
+import { BackupFailedError, UsageError, errorMessage } from '../errors.js';
 import type { Logger } from '../report/logger.js';
-import { InfluxdbSource } from '../sources/influxdb/source.js';
-import { MysqlSource } from '../sources/mysql/source.js';
+import type { EngineTools } from '../sources/engine.js';
+import { engineOf } from '../sources/registry.js';
 import type { DataSource } from '../sources/source.js';
 import { acquireBriefRunLock } from '../system/lock.js';
 import type { SystemUser } from '../system/privileges.js';
@@ -147,12 +147,25 @@ function encryption(config: Config): Encryption {
 
 /** The enabled sources, optionally narrowed to those named with --source. */
 export async function enabledSources(config: Config, only: readonly SourceKind[] = []): Promise<DataSource[]> {
-  const sources: DataSource[] = [];
-  if (config.mysql.enabled && (only.length === 0 || only.includes('mysql')))
-    sources.push(await MysqlSource.create(config.mysql));
-  if (config.influxdb.enabled && (only.length === 0 || only.includes('influxdb')))
-    sources.push(new InfluxdbSource(config.influxdb));
-  return sources;
+  const kinds = enabledSourceKinds(config).filter((kind) => only.length === 0 || only.includes(kind));
+  return Promise.all(kinds.map((kind) => engineOf(kind).source(sectionOf(config, kind))));
+}
+
+/** A source's ini section; its engine knows the keys beyond `enabled` and `databases`. */
+export function sectionOf(config: Config, kind: SourceKind): EngineSection {
+  const section = config.sources[kind];
+  if (section === undefined) throw new UsageError(`no [${kind}] section in ${config.file}`);
+  return section;
+}
+
+/** What an engine's restore and verify work with: this run's runners, logger and restore deadline. */
+export function engineTools(context: AgentContext): EngineTools {
+  return {
+    runner: context.runner,
+    cleanup: context.cleanup,
+    logger: context.logger,
+    deadline: (step) => restoreDeadline(context.config, step),
+  };
 }
 
 /** The deadline of one step of a restore or verify: the download, the safety dump, the import. */

@@ -6,7 +6,7 @@
 // backup through the shared AbortSignal, records that, and returns for exit 0.
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import type { Config } from '../config/schema.js';
+import { type Config, enabledSourceKinds } from '../config/schema.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { writeMetrics } from '../metrics/textfile.js';
 import { createMailer } from '../notify/mail.js';
@@ -16,7 +16,7 @@ import { connectToSystemd } from '../system/sd-notify.js';
 import { Activity } from './activity.js';
 import { decideCatchUp } from '../history/catch-up.js';
 import type { LogTail } from './log-tail.js';
-import { enabledKinds, nextRun } from '../history/next-run.js';
+import { nextRun } from '../history/next-run.js';
 import { alertAboutBreaches, alertAboutRun } from '../notify/alerts.js';
 import { type RunRequest, executeRun, recordRunEnd } from './run-cycle.js';
 import type { HostCalendar } from '../history/schedule.js';
@@ -148,7 +148,7 @@ class Daemon {
       decideCatchUp({
         latestSlot: this.calendar.schedule.latestAtOrBefore(new Date()),
         state,
-        sources: enabledKinds(this.config),
+        sources: enabledSourceKinds(this.config),
         show: (date) => this.show(date),
       });
     const decision = decide(stored);
@@ -269,7 +269,7 @@ class Daemon {
     const { agent } = this.config;
     return evaluateSla({
       state,
-      sources: enabledKinds(this.config),
+      sources: enabledSourceKinds(this.config),
       now,
       rpoMs: agent.rpo,
       deadline: agent.deadline === null ? null : this.calendar.schedule.lastDeadline(agent.deadline, now),
@@ -302,7 +302,7 @@ class Daemon {
         now,
         timeZone: this.config.agent.timezone,
         running: startedAt === null ? null : { startedAt, steps: this.activity.steps },
-        next: nextRun(this.config, this.calendar, this.state, enabledKinds(this.config), now),
+        next: nextRun(this.config, this.calendar, this.state, enabledSourceKinds(this.config), now),
         state: this.state,
         breaches: this.breaches,
         reloadProblem: this.reloadProblem,

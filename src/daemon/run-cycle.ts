@@ -3,8 +3,8 @@
 // before any source ran, a skip because someone else holds the lock, or an interruption.
 import { runBackup } from '../actions/backup.js';
 import { createContext, enabledSources } from '../context/context.js';
-import type { Config } from '../config/schema.js';
-import { SOURCE_KINDS, type SourceKind, type SourceOutcome } from '../domain.js';
+import { type Config, enabledSourceKinds } from '../config/schema.js';
+import { type SourceKind, type SourceOutcome } from '../domain.js';
 import { AgentError, InterruptedError, errorMessage } from '../errors.js';
 import { type RecentLogLines, pingedRun } from '../notify/ping.js';
 import type { Logger } from '../report/logger.js';
@@ -40,8 +40,8 @@ export async function executeRun(
   request: RunRequest,
   logs: RecentLogLines,
 ): Promise<RunEnd> {
-  const kinds = SOURCE_KINDS.filter(
-    (kind) => config[kind].enabled && (request.sources === undefined || request.sources.includes(kind)),
+  const kinds = enabledSourceKinds(config).filter(
+    (kind) => request.sources === undefined || request.sources.includes(kind),
   );
   if (kinds.length === 0) return { result: 'skipped', reason: 'none of the requested sources is enabled any more' };
   try {

@@ -4,7 +4,7 @@
 // when the target changed behind the agent's back.
 import { decideKind } from '../plan/decide.js';
 import type { Config } from '../config/schema.js';
-import { type ChainStatus, type KindDecision, SOURCE_KINDS, type SourceKind } from '../domain.js';
+import { type ChainStatus, type KindDecision, type SourceKind } from '../domain.js';
 import type { HostCalendar } from './schedule.js';
 import type { AgentState } from './state.js';
 
@@ -46,8 +46,4 @@ export function nextRun(
 function chainFromState(lastFull: Date | null): ChainStatus {
   const sets = lastFull === null ? [] : [{ kind: 'full' as const, time: lastFull, volumes: 0, encrypted: true }];
   return { chains: sets.length === 0 ? [] : [{ sets, complete: true }], orphanedSets: 0, incompleteSets: 0 };
-}
-
-export function enabledKinds(config: Config): SourceKind[] {
-  return SOURCE_KINDS.filter((kind) => config[kind].enabled);
 }

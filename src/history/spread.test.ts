@@ -9,6 +9,7 @@ import { WEEKDAYS, type Weekday } from '../config/values.js';
 import { type SourceOutcome } from '../domain.js';
 import { type HostIdentity, autoFullDay, hostCalendar, judgeSlot, readHostIdentity, spreadOffsetMs } from './spread.js';
 import { emptyState, recordOutcomes } from './state.js';
+import { ENGINES } from '../sources/registry.js';
 
 const TARGET = 'rsync://backup@backup.example.org/backups';
 const HOUR = 3_600_000;
@@ -19,6 +20,7 @@ function config(agent: string) {
   return parseConfig(
     `[agent]\n${agent}\n[target]\nurl = ${TARGET}\nencryption = none\n[mysql]\ndatabases = agama\n`,
     '/etc/backup-agent.ini',
+    ENGINES,
   );
 }
 

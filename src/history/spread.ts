@@ -8,12 +8,11 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { Config } from '../config/schema.js';
+import { type Config, enabledSourceKinds } from '../config/schema.js';
 import { WEEKDAYS, type Weekday } from '../config/values.js';
 import type { HostFullDay } from '../plan/decide.js';
 import { formatRsyncUrl } from '../remote/rsync-url.js';
 import { formatDuration } from '../report/format.js';
-import { enabledKinds } from './next-run.js';
 import { type HostCalendar, Schedule } from './schedule.js';
 import { deadlineFit, expectedRunTime } from './sla.js';
 import type { AgentState } from './state.js';
@@ -117,7 +116,7 @@ export function judgeSlot(config: Config, calendar: HostCalendar, state: AgentSt
       ? 'there is no machine-id (/etc/machine-id), so the host name alone chooses the slot and full day: clones with one name share them'
       : null;
   if (agent.deadline === null) return judged(identity, `${slot}; no agent.deadline to meet`);
-  const run = expectedRunTime(state, enabledKinds(config));
+  const run = expectedRunTime(state, enabledSourceKinds(config));
   const windows = calendar.schedule.deadlinesAhead(agent.deadline, now, DEADLINE_DAYS);
   const fit = deadlineFit(windows, calendar.spreadMs, run.ms);
   if (fit === null) return judged(identity, `${slot}; no slot ahead for agent.deadline to judge`);

@@ -4,7 +4,7 @@
 // (or a daemon killed mid-write) sees the old or the new file, never half of one.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { type HealNotice, SOURCE_KINDS, type SourceKind, type SourceOutcome } from '../domain.js';
+import { type HealNotice, type SourceKind, type SourceOutcome } from '../domain.js';
 import { writeFileAtomic } from '../system/atomic-write.js';
 
 const timestamp = z.iso.datetime({ offset: true }).transform((text) => new Date(text));
@@ -68,7 +68,7 @@ const stateSchema = z.object({
   lastRun: runRecordSchema.nullable(),
   /** The catch-up last attempted, so that a daemon restarting in a loop does not start one each time. */
   catchUp: z.object({ slot: timestamp, startedAt: timestamp }).nullable(),
-  sources: z.partialRecord(z.enum(SOURCE_KINDS), sourceStateSchema),
+  sources: z.record(z.string(), sourceStateSchema),
   /** SLA breaches already alerted, by key: alert once when one opens and once when it closes. */
   slaBreaches: z.record(z.string(), breachSchema),
 });
@@ -260,8 +260,8 @@ export function recordRunWithoutOutcome(
 
 /** The per-source records of the run started at `startedAt`, i.e. the sources it backed up. */
 export function recordsOfRun(state: AgentState, startedAt: Date): (SourceRun & { readonly source: SourceKind })[] {
-  return SOURCE_KINDS.flatMap((source) => {
-    const lastRun = state.sources[source]?.lastRun ?? null;
+  return Object.entries(state.sources).flatMap(([source, record]) => {
+    const lastRun = record?.lastRun ?? null;
     return lastRun !== null && lastRun.startedAt.getTime() === startedAt.getTime() ? [{ source, ...lastRun }] : [];
   });
 }

@@ -4,8 +4,7 @@
 // directory, then renamed, so the agent needs write access to that directory (the unit's
 // ReadWritePaths= and the package's ACL entry on Debian's directory). It is made world-readable
 // explicitly because node_exporter runs as its own user and the unit's UMask=0077 would hide it.
-import type { Config } from '../config/schema.js';
-import { enabledKinds } from '../history/next-run.js';
+import { type Config, enabledSourceKinds } from '../config/schema.js';
 import { type AgentState, emptySourceState } from '../history/state.js';
 import type { SourceKind } from '../domain.js';
 import { errorMessage } from '../errors.js';
@@ -114,7 +113,11 @@ export function renderMetrics(state: AgentState, watch: Watch): string {
 export async function writeMetrics(config: Config, state: AgentState, log: Logger): Promise<void> {
   const file = config.metrics.textfile;
   if (file === '') return;
-  const watch = { sources: enabledKinds(config), rpoMs: config.agent.rpo, maxFullAgeMs: config.agent.max_full_age };
+  const watch = {
+    sources: enabledSourceKinds(config),
+    rpoMs: config.agent.rpo,
+    maxFullAgeMs: config.agent.max_full_age,
+  };
   await writeFileAtomic(file, renderMetrics(state, watch), 0o644).catch((error: unknown) =>
     log.error(
       { file },

@@ -16,6 +16,7 @@ import type { SourceOutcome } from '../domain.js';
 import { ConfigError } from '../errors.js';
 import { LockBusyError } from '../system/lock.js';
 import { PING_TIMEOUT_MS, pingedRun } from './ping.js';
+import { ENGINES } from '../sources/registry.js';
 
 const TOKEN = '5f3c0e1a-9b7d-4c2e-8f61-0a1b2c3d4e5f';
 const MINIMAL = `[target]\nurl = rsync://backup@backup.example.org/backups\n[mysql]\ndatabases = agama\n`;
@@ -55,7 +56,7 @@ after(async () => {
 });
 
 function notifyWith(pingUrl: string): Config['notify'] {
-  return parseConfig(`${MINIMAL}[notify]\nping_url = ${pingUrl}\n`, '/etc/backup-agent.ini').notify;
+  return parseConfig(`${MINIMAL}[notify]\nping_url = ${pingUrl}\n`, '/etc/backup-agent.ini', ENGINES).notify;
 }
 
 function capture(): { logger: pino.Logger; lines: () => string[] } {
@@ -230,7 +231,7 @@ test('a monitor that is not there, or does not know the check, is a warning nami
 
 test('an empty ping_url sends nothing', async () => {
   const since = received.length;
-  const config = parseConfig(MINIMAL, '/etc/backup-agent.ini');
+  const config = parseConfig(MINIMAL, '/etc/backup-agent.ini', ENGINES);
   assert.equal(config.notify.ping_url, null);
   const { logger } = capture();
   await pingedRun(config.notify, logger, new AbortController().signal, LOGS, () => Promise.resolve({ outcomes: [] }));
@@ -258,7 +259,7 @@ test('ping_url: a bad value is refused naming the key, never showing the value',
   ]) {
     let problems: readonly string[] = [];
     try {
-      parseConfig(`${MINIMAL}[notify]\nping_url = ${bad}\n`, '/etc/backup-agent.ini');
+      parseConfig(`${MINIMAL}[notify]\nping_url = ${bad}\n`, '/etc/backup-agent.ini', ENGINES);
     } catch (error) {
       assert.ok(error instanceof ConfigError);
       problems = error.problems;

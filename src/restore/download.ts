@@ -3,7 +3,7 @@
 // on the database side here.
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type AgentContext, openDuplicity } from '../context/context.js';
+import { type AgentContext, openDuplicity, sectionOf } from '../context/context.js';
 import type { BackupSet, SourceKind } from '../domain.js';
 import { BackupFailedError, errorMessage } from '../errors.js';
 import { formatBytes } from '../report/format.js';
@@ -93,7 +93,7 @@ export async function checkDownloaded(
   try {
     manifest = await readManifest(dir);
     if (manifest.source !== source) throw new Error(`it holds a ${manifest.source} backup, not ${source}`);
-    databases = configuredDatabases(manifest, context.config[source].databases);
+    databases = configuredDatabases(manifest, sectionOf(context.config, source).databases);
   } catch (error) {
     throw new BackupFailedError(
       `the ${source} backup in ${dir} has no usable MANIFEST.json: ${errorMessage(error)}`,

@@ -6,7 +6,7 @@ import { type FileHandle, open, readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { z } from 'zod';
-import { type ManifestFile, SOURCE_KINDS, type SourceKind } from '../domain.js';
+import type { ManifestFile, SourceKind } from '../domain.js';
 import { errorMessage } from '../errors.js';
 import { writeFileAtomic } from '../system/atomic-write.js';
 import { openRegularFile } from '../system/root-fs.js';
@@ -48,7 +48,8 @@ const FILE_NAME = /^[A-Za-z0-9_$][A-Za-z0-9._$-]*(\/[A-Za-z0-9_$][A-Za-z0-9._$-]
 
 const manifestSchema = z.object({
   format: z.literal(1),
-  source: z.enum(SOURCE_KINDS),
+  // Compared with the source being restored; never used as a name on its own.
+  source: z.string().regex(/^[a-z][a-z0-9]{0,31}$/),
   host: z.string().max(255),
   databases: z.array(z.string().regex(DATABASE_NAME, 'not a plain database name')),
   startedAt: z.iso.datetime({ offset: true }),

@@ -2,19 +2,19 @@
 // a dead server for about four minutes, so reachability is checked first.
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Config } from '../../config/schema.js';
 import { BackupFailedError, errorMessage } from '../../errors.js';
 import { CommandFailedError, type CommandRunner, type Deadline, quickDeadline } from '../../system/run-command.js';
 import { probeTcp } from '../../system/tcp-probe.js';
 import type { DataSource, PlannedCommand } from '../source.js';
 import { backupCommand, metastoreBackupCommand, versionCommand } from './commands.js';
+import type { InfluxdbSection } from './keys.js';
 
 export class InfluxdbSource implements DataSource {
   readonly kind = 'influxdb';
   readonly databases: readonly string[];
   private readonly host: string;
 
-  constructor(config: Config['influxdb']) {
+  constructor(config: InfluxdbSection) {
     this.databases = config.databases;
     this.host = config.host;
   }

@@ -3,18 +3,18 @@
 // lists them before check runs again as the backup user and hands the list over in the
 // environment, which the re-run keeps for BACKUP_AGENT_* variables. Names only, a few per kind:
 // an environment variable is limited in size, and the count stays exact.
-import type { Config } from '../../config/schema.js';
-import { findProgram } from '../../system/find-program.js';
 import { CommandFailedError, type CommandRunner, quickDeadline } from '../../system/run-command.js';
 import { queryCommand } from './commands.js';
+import type { MysqlSection } from './keys.js';
 import { type RootInventory, capInventory, inventoryQuery, parseInventory, rootInventorySchema } from './objects.js';
+import { mysqlPrograms } from './programs.js';
 
 export const ROOT_INVENTORY_VARIABLE = 'BACKUP_AGENT_MYSQL_OBJECTS';
 
 const NAMES_PER_KIND = 10;
 
-export async function listObjectsAsRoot(runner: CommandRunner, config: Config['mysql']): Promise<RootInventory> {
-  const client = (await findProgram('mariadb')) ? 'mariadb' : 'mysql';
+export async function listObjectsAsRoot(runner: CommandRunner, config: MysqlSection): Promise<RootInventory> {
+  const { client } = await mysqlPrograms();
   const optionFile = config.admin_defaults_file === '' ? null : config.admin_defaults_file;
   const databases: Extract<RootInventory, { databases: unknown }>['databases'] = {};
   try {

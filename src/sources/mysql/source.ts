@@ -2,9 +2,7 @@
 // straight to disk (the agent never holds the data), kept only with exit 0 and the trailer.
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Config } from '../../config/schema.js';
 import { BackupFailedError } from '../../errors.js';
-import { findProgram } from '../../system/find-program.js';
 import { CommandFailedError, type CommandRunner, type Deadline, quickDeadline } from '../../system/run-command.js';
 import type { DataSource, PlannedCommand } from '../source.js';
 import {
@@ -19,7 +17,9 @@ import { type DatabaseCoverage, grantHint, lostObjects, missingKinds, missingPri
 import { explainDumpFailure } from './dump-errors.js';
 import { dumpableKinds, parseGrants } from './grants.js';
 import { inventoryQuery, parseInventory } from './objects.js';
+import type { MysqlSection } from './keys.js';
 import { checkOptionFile, optionFilePath } from './option-file.js';
+import { mysqlPrograms } from './programs.js';
 
 const TRAILER = /\n-- Dump completed( on [0-9: -]+)?\n?$/;
 
@@ -29,7 +29,7 @@ export class MysqlSource implements DataSource {
   private readonly optionFile: string;
 
   private constructor(
-    config: Config['mysql'],
+    config: MysqlSection,
     private readonly program: string,
     private readonly client: string,
   ) {
@@ -37,11 +37,9 @@ export class MysqlSource implements DataSource {
     this.optionFile = optionFilePath(config.defaults_file);
   }
 
-  /** Prefers mariadb-dump (a real binary on Debian 12 and 13); MySQL's own client is mysqldump. */
-  static async create(config: Config['mysql']): Promise<MysqlSource> {
-    const program = (await findProgram('mariadb-dump')) ? 'mariadb-dump' : 'mysqldump';
-    const client = (await findProgram('mariadb')) ? 'mariadb' : 'mysql';
-    return new MysqlSource(config, program, client);
+  static async create(config: MysqlSection): Promise<MysqlSource> {
+    const { dump, client } = await mysqlPrograms();
+    return new MysqlSource(config, dump, client);
   }
 
   async preflight(): Promise<void> {
@@ -155,7 +153,7 @@ function dumpObjects(coverage: DatabaseCoverage): DumpObjects {
   return { routines: coverage.dumpable.has('routine'), events: coverage.dumpable.has('event') };
 }
 
-function dumpFile(dir: string, database: string): string {
+export function dumpFile(dir: string, database: string): string {
   return join(dir, `${database}.sql`);
 }
 

@@ -1,6 +1,6 @@
 // influxd's HTTP query API, for what influxd restore cannot do: drop a database and look inside one.
 // Debian's influxdb package ships no `influx` CLI, so the agent speaks HTTP itself.
-import { BackupFailedError, errorMessage } from '../errors.js';
+import { BackupFailedError, errorMessage } from '../../errors.js';
 
 interface QueryResponse {
   readonly results?: readonly {

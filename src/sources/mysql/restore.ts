@@ -3,27 +3,17 @@
 // the local socket (Debian's root authenticates with unix_socket), or with mysql.admin_defaults_file.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Config } from '../config/schema.js';
-import { BackupFailedError, UsageError } from '../errors.js';
-import { formatBytes } from '../report/format.js';
-import type { Logger } from '../report/logger.js';
-import { dumpCommand, importCommand, queryCommand } from '../sources/mysql/commands.js';
-import { findProgram } from '../system/find-program.js';
-import { CommandFailedError, type CommandRunner, type Deadline } from '../system/run-command.js';
-import { endsWithTrailer } from '../sources/mysql/source.js';
-import type { Argv } from '../sources/source.js';
-
-export interface TableCount {
-  readonly table: string;
-  readonly rows: number;
-}
-
-const NAME = /^[A-Za-z0-9_$-]{1,64}$/;
-
-export function checkDatabaseName(name: string, option: string): string {
-  if (!NAME.test(name)) throw new UsageError(`${option} "${name}" is not a database name (letters, digits, _ $ -)`);
-  return name;
-}
+import { BackupFailedError, UsageError } from '../../errors.js';
+import { formatBytes } from '../../report/format.js';
+import type { Logger } from '../../report/logger.js';
+import { CommandFailedError, type CommandRunner, type Deadline, quickDeadline } from '../../system/run-command.js';
+import type { DatabaseRestore, EngineTools, ObjectCount, RestoredDatabase, Restorer } from '../engine.js';
+import { inState } from '../restore-state.js';
+import type { Argv } from '../source.js';
+import { dumpCommand, importCommand, queryCommand } from './commands.js';
+import type { MysqlSection } from './keys.js';
+import { mysqlPrograms } from './programs.js';
+import { dumpFile, endsWithTrailer } from './source.js';
 
 function ident(name: string): string {
   return `\`${name}\``;
@@ -43,13 +33,12 @@ export class MysqlAdmin {
   static async create(
     runner: CommandRunner,
     logger: Logger,
-    config: Config['mysql'],
+    config: MysqlSection,
     deadline: Deadline,
   ): Promise<MysqlAdmin> {
-    const client = (await findProgram('mariadb')) ? 'mariadb' : 'mysql';
-    const dumper = (await findProgram('mariadb-dump')) ? 'mariadb-dump' : 'mysqldump';
+    const { client, dump } = await mysqlPrograms();
     const optionFile = config.admin_defaults_file === '' ? null : config.admin_defaults_file;
-    return new MysqlAdmin(runner, logger, client, dumper, optionFile, deadline);
+    return new MysqlAdmin(runner, logger, client, dump, optionFile, deadline);
   }
 
   /** The same administration through another runner: a drop that must happen after a SIGTERM too. */
@@ -164,15 +153,15 @@ export class MysqlAdmin {
   }
 
   /** Tables present in the database with their row counts, sorted by name. */
-  async tableCounts(database: string): Promise<TableCount[]> {
+  async tableCounts(database: string): Promise<ObjectCount[]> {
     const tables = await this.query(
       `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${database}' AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME`,
     );
-    const counts: TableCount[] = [];
+    const counts: ObjectCount[] = [];
     for (const [table] of tables) {
       if (table === undefined) continue;
       const [row] = await this.query(`SELECT COUNT(*) FROM ${ident(database)}.${ident(table)}`);
-      counts.push({ table, rows: Number(row?.[0] ?? 0) });
+      counts.push({ name: table, count: Number(row?.[0] ?? 0), unit: 'rows' });
     }
     return counts;
   }
@@ -250,4 +239,124 @@ async function readPosition(pid: number): Promise<number | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** The engine's Restorer: one database at a time, each proven against the tables its dump creates. */
+export class MysqlRestorer implements Restorer {
+  readonly stopServices: readonly string[] = [];
+
+  constructor(
+    private readonly admin: MysqlAdmin,
+    private readonly tools: EngineTools,
+  ) {}
+
+  static async create(config: MysqlSection, tools: EngineTools): Promise<MysqlRestorer> {
+    const admin = await MysqlAdmin.create(tools.runner, tools.logger, config, tools.deadline('the mysql restore'));
+    return new MysqlRestorer(admin, tools);
+  }
+
+  plannedCommands(restore: DatabaseRestore): string[] {
+    return this.admin.plannedCommands(
+      restore.into ?? restore.database,
+      dumpFile(restore.dir, restore.database),
+      restore.into === undefined ? safetyFile(restore) : null,
+    );
+  }
+
+  async restore(restore: DatabaseRestore): Promise<RestoredDatabase> {
+    const { database, into } = restore;
+    const { admin, tools } = this;
+    const dump = dumpFile(restore.dir, database);
+    const expected = await this.provenTables(database, dump);
+    const target = into ?? database;
+    let safetyCopy: string | null = null;
+    if (into !== undefined) {
+      if (await admin.exists(into)) {
+        throw new UsageError(
+          `database ${into} already exists; --into needs a new name`,
+          `nothing was changed; drop ${into} first or pick another name`,
+        );
+      }
+      await admin.createEmpty(into);
+      await inState(`database ${into} was created and is partly imported; drop it and try again`, () =>
+        admin.import(into, dump, restore.showProgress),
+      );
+    } else {
+      if (await admin.exists(database)) {
+        const file = safetyFile(restore);
+        const bytes = await inState(`database ${database} untouched`, () => admin.safetyDump(database, file));
+        safetyCopy = file;
+        tools.logger.info({ database, file, bytes }, 'safety dump of %s: %s (%s)', database, file, formatBytes(bytes));
+      }
+      await inState(
+        safetyCopy === null
+          ? `database ${database} is partly restored; run the restore again`
+          : `database ${database} is partly restored; its previous state is in ${safetyCopy}`,
+        () => admin.replace(database, dump, restore.showProgress),
+      );
+    }
+    const contents = await admin.tableCounts(target);
+    const missing = expected.filter((table) => !contents.some((row) => row.name === table));
+    if (missing.length > 0) {
+      throw new BackupFailedError(
+        `after the import, ${target} lacks table(s) ${missing.join(', ')} that the dump creates`,
+        safetyCopy === null ? 'run the restore again' : `to go back: ${undoCommand(target, safetyCopy)}`,
+      );
+    }
+    return {
+      database,
+      restoredAs: target,
+      safetyCopy,
+      undo: safetyCopy === null ? null : undoCommand(target, safetyCopy),
+      contents,
+    };
+  }
+
+  async importScratch(database: string, dir: string, scratch: string): Promise<string> {
+    const dump = dumpFile(dir, database);
+    try {
+      const expected = await this.provenTables(database, dump);
+      await this.admin.createEmpty(scratch);
+      await this.admin.import(scratch, dump, false);
+      const counts = await this.admin.tableCounts(scratch);
+      const missing = expected.filter((table) => !counts.some((row) => row.name === table));
+      if (missing.length > 0) throw new BackupFailedError(`importing ${database} did not create ${missing.join(', ')}`);
+      const rows = counts.reduce((sum, row) => sum + row.count, 0);
+      return `${database} imports into a scratch database: ${counts.length} table(s), ${rows} row(s)`;
+    } finally {
+      // On the cleanup runner: after a SIGTERM the drill's own runner starts nothing any more.
+      await this.admin.through(this.tools.cleanup, quickDeadline(`dropping ${scratch}`)).drop(scratch);
+    }
+  }
+
+  /** The dump is complete and carries no client commands; returns the tables it creates. */
+  private async provenTables(database: string, dump: string): Promise<string[]> {
+    const reading = this.tools.deadline(`reading the dump of ${database}`);
+    await proveSqlDump(dump);
+    await refuseClientCommands(this.tools.runner, dump, reading);
+    return tablesInDump(this.tools.runner, dump, reading);
+  }
+}
+
+/** A dump in a downloaded set: there, and ending with mysqldump's trailer. */
+export async function proveSqlDump(file: string): Promise<void> {
+  try {
+    await stat(file);
+  } catch {
+    throw new BackupFailedError(`the backup holds no dump ${file}`, 'untouched: nothing was changed');
+  }
+  if (!(await endsWithTrailer(file))) {
+    throw new BackupFailedError(
+      `${file} does not end with "-- Dump completed": the dump in this backup is cut short`,
+      'nothing was changed; try an older --time (backup-agent list)',
+    );
+  }
+}
+
+function safetyFile(restore: DatabaseRestore): string {
+  return join(restore.safetyDir, `${restore.database}-${restore.stamp}.sql`);
+}
+
+function undoCommand(database: string, safetyCopy: string): string {
+  return `mariadb -e 'DROP DATABASE \`${database}\`; CREATE DATABASE \`${database}\`' && mariadb ${database} < ${safetyCopy}`;
 }
