@@ -5,6 +5,17 @@ export type SourceKind = string;
 
 export type BackupKind = 'full' | 'incremental';
 
+export type Argv = readonly [string, ...string[]];
+
+/** One command of a run's plan: what `--dry-run` prints is what the run executes. */
+export interface PlannedStep {
+  /** In the operator's words ("mysql dump of agama"): STATUS= shows it while it runs. */
+  readonly label: string;
+  readonly argv: Argv;
+  /** The file its stdout goes to. */
+  readonly stdoutTo?: string;
+}
+
 /** One backup set on the target, as duplicity's collection status reports it. */
 export interface BackupSet {
   readonly kind: BackupKind;

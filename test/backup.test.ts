@@ -153,6 +153,59 @@ test('retention keeps exactly keep_full chains after a full', async () => {
   await host.writeConfig();
 });
 
+test('a full run executes exactly the commands its dry run printed, retention included, in order', async () => {
+  await changeData(mariadb, MYSQL_DATABASE, 3);
+  await host.writeConfig({ agent: { keep_full: '2' } });
+  const dry = await host.run(['run', '--full', '--dry-run', '--json']);
+  assert.equal(dry.exitCode, 0, dry.stderr);
+  const plan = JSON.parse(dry.stdout) as { sources: { source: string; steps: { argv: string[] }[] }[] };
+  const planned = plan.sources.flatMap((source) => source.steps.map((step) => step.argv));
+  // mysql has two chains and keep_full = 2: a dump, the full upload, the removal of the oldest chain, the cleanup.
+  const mysqlSteps = plan.sources.find((source) => source.source === 'mysql')?.steps ?? [];
+  assert.deepEqual(
+    mysqlSteps.map((step) => (step.argv[0] === 'duplicity' ? `duplicity ${step.argv[1]}` : step.argv[0])),
+    ['mariadb-dump', 'duplicity full', 'duplicity remove-all-but-n-full', 'duplicity cleanup'],
+  );
+
+  const real = await host.run(['run', '--full'], { BACKUP_AGENT_LOG_LEVEL: 'debug' });
+  assert.equal(real.exitCode, 0, real.stdout + real.stderr);
+  const executed = real.logs
+    .filter((log) => typeof log.msg === 'string' && log.msg.startsWith('starting ') && Array.isArray(log['argv']))
+    .map((log) => log['argv'] as string[]);
+  // The run also reads (collection-status, listings, versions); every planned command is among what
+  // it ran, argument for argument, and the steps of each source ran in the planned order.
+  for (const source of plan.sources) {
+    const ran = source.steps.map((step) =>
+      executed.findIndex((argv) => JSON.stringify(argv) === JSON.stringify(step.argv)),
+    );
+    assert.ok(
+      ran.every((index) => index >= 0),
+      `${source.source}: planned but not run:\n${source.steps
+        .filter((_, i) => ran[i] === -1)
+        .map((step) => step.argv.join(' '))
+        .join('\n')}\nran:\n${executed.map((argv) => argv.join(' ')).join('\n')}`,
+    );
+    assert.deepEqual(
+      ran,
+      [...ran].sort((a, b) => a - b),
+      `${source.source} ran its steps out of order`,
+    );
+  }
+  // And nothing that writes (a dump, an upload, a removal) ran without being planned.
+  const writes = executed.filter(
+    (argv) =>
+      /^(mariadb-dump|mysqldump|influxd|pg_dump)$|^duplicity$/.test(argv[0] ?? '') &&
+      !['collection-status', '--version', 'version'].includes(argv[1] ?? '') &&
+      !argv.includes('--no-data'),
+  );
+  for (const argv of writes)
+    assert.ok(
+      planned.some((step) => JSON.stringify(step) === JSON.stringify(argv)),
+      `ran without being planned: ${argv.join(' ')}`,
+    );
+  await host.writeConfig();
+});
+
 test('an emptied target gets a full backup on a day that is not full_day', async () => {
   await rm(join(target.targetDir, 'mysql'), { recursive: true, force: true });
   const result = await host.run(['run', '--source', 'mysql', '--incremental']);

@@ -4,9 +4,8 @@ import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { BackupKind, ChainStatus, HealNotice, KindDecision, SourceKind, SourceOutcome } from '../domain.js';
+import type { BackupKind, ChainStatus, HealNotice, PlannedStep, SourceKind, SourceOutcome } from '../domain.js';
 import { findCacheDamage, mayBeCacheFault, moveCacheAside } from '../duplicity/cache-health.js';
-import { chainHeal } from '../duplicity/chain-health.js';
 import type { DuplicitySettings } from '../duplicity/command.js';
 import { TargetUnreachableError } from '../duplicity/failures.js';
 import { proveSigningKey } from '../duplicity/signing-key.js';
@@ -14,6 +13,7 @@ import { recordUpload } from '../duplicity/upload-ledger.js';
 import type { Duplicity } from '../duplicity/run.js';
 import { AgentError, BackupFailedError, InterruptedError, errorMessage } from '../errors.js';
 import { formatBytes } from '../report/format.js';
+import { runDump } from '../sources/dump.js';
 import { writeManifest, totalSize } from '../sources/manifest.js';
 import type { DataSource } from '../sources/source.js';
 import { StagingArea } from '../sources/staging.js';
@@ -31,7 +31,8 @@ import {
 } from '../context/context.js';
 import type { Deadline } from '../system/run-command.js';
 import { findInterruptedUpload, markUploadFinished, markUploadStarted } from './interrupted-upload.js';
-import { decideKind, planRetention, verifyNewFull } from '../plan/decide.js';
+import { verifyNewFull } from '../plan/decide.js';
+import { type SourcePlan, decideFromChain, targetSteps } from './run-plan.js';
 import { hostFullDay, readHostIdentity } from '../history/spread.js';
 
 export interface BackupRequest {
@@ -95,11 +96,12 @@ async function backupSource(
 
     stage = 'dump';
     await source.preflight(runner);
+    const dumpSteps = await source.dumpSteps(runner, staging.next);
     const dir = await staging.prepare();
     const dumpStarted = new Date();
     try {
       await staging.withinReserve(config.agent.staging_reserve, (stop) =>
-        source.dump(runner.stoppedBy(stop), dir, {
+        runDump(runner.stoppedBy(stop), source, dumpSteps, dir, {
           ms: config.deadlines.dump,
           step: `${source.kind} dump`,
           key: 'deadlines.dump',
@@ -129,29 +131,29 @@ async function backupSource(
     const status = await healingCache(context, source.kind, notices, () =>
       chainStatusCreatingDirectory(context, duplicity, settings),
     );
-    const { heal, ledgerProblem } = await chainHeal(
-      runner,
-      settings,
-      staging.current,
-      targetDeadline(config, `checking the ${source.kind} chain on the target`),
+    const { decision, retention, ledgerProblem } = await decideFromChain(
+      context,
+      source.kind,
+      { status, directoryExists: true },
+      requested,
+      hostFullDay(config, readHostIdentity()),
+      new Date(),
     );
     if (ledgerProblem !== null) log.warn('%s; the sizes of earlier uploads are not checked this time', ledgerProblem);
-    const decision = decideKind({
-      status,
-      now: new Date(),
-      fullDay: hostFullDay(config, readHostIdentity()),
-      timezone: config.agent.timezone,
-      maxFullAgeMs: config.agent.max_full_age,
-      requested,
-      unextendable: heal,
-    });
+    const target = targetSteps(context, duplicity, source.kind, decision.kind, retention);
+    const plan: SourcePlan = {
+      source: source.kind,
+      decision,
+      steps: [...dumpSteps, target.upload, ...target.retention],
+    };
     log.info({ kind: decision.kind, reason: decision.reason }, '%s backup: %s', decision.kind, decision.reason);
+    log.debug({ plan: plan.steps.map((step) => step.label) }, 'the plan of this run');
     if (decision.heal !== undefined) {
       notices.push(decision.heal);
       log.warn({ heal: decision.heal.kind }, 'self-healing: %s', decision.heal.reason);
     }
     const uploadStarted = new Date();
-    const bytesUploaded = await upload(context, source, duplicity, staging, decision, notices);
+    const bytesUploaded = await upload(context, source, duplicity, staging, decision.kind, target.upload, notices);
 
     stage = 'retention';
     if (decision.kind === 'full') {
@@ -163,10 +165,8 @@ async function backupSource(
           `no chain was removed; look at the target with: backup-agent list ${source.kind}`,
         );
       }
-      const retention = planRetention(status, config.agent.keep_full);
       log.info({ retention }, 'retention: %s; %s', verification.reason, retention.reason);
-      if (retention.removeOldChains) await duplicity.removeAllButNFull(config.agent.keep_full);
-      if (retention.cleanup) await duplicity.cleanup();
+      for (const step of target.retention) await duplicity.execute(step);
     }
     return {
       source: source.kind,
@@ -251,15 +251,14 @@ async function upload(
   source: DataSource,
   duplicity: Duplicity,
   staging: StagingArea,
-  decision: KindDecision,
+  kind: BackupKind,
+  step: PlannedStep,
   notices: HealNotice[],
 ): Promise<number | null> {
   const cacheDir = context.config.agent.cache_dir;
-  await markUploadStarted(cacheDir, source.kind, decision.kind);
+  await markUploadStarted(cacheDir, source.kind, kind);
   const deadline = uploadDeadline(context, source.kind, await staging.size());
-  const bytes = await healingCache(context, source.kind, notices, () =>
-    duplicity.backup(decision.kind, staging.current, deadline),
-  );
+  const bytes = await healingCache(context, source.kind, notices, () => duplicity.upload(step, deadline));
   await markUploadFinished(cacheDir, source.kind);
   await recordUpload(
     context.runner,
@@ -351,10 +350,11 @@ async function resumeInterruptedUpload(
     source,
     duplicity,
     staging,
-    { kind: interrupted.kind, reason: 'resuming an interrupted upload' },
+    interrupted.kind,
+    duplicity.uploadStep(interrupted.kind, staging.current),
     notices,
   );
-  await duplicity.cleanup();
+  await duplicity.execute(duplicity.cleanupStep());
 }
 
 /** deadlines.upload, plus the time the dump takes at deadlines.upload_rate. */

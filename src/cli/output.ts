@@ -1,6 +1,6 @@
 // Text printers for the commands whose output is for people: the plan, the restore points, the checklist.
 import type { CheckItem } from '../actions/check.js';
-import type { BackupPlan } from '../actions/dry-run.js';
+import type { BackupPlan } from '../actions/run-plan.js';
 import type { SourceListing } from '../actions/list.js';
 import type { RestoreReport } from '../actions/restore.js';
 import type { DrillResult } from '../actions/verify.js';
@@ -22,9 +22,11 @@ export function formatPlan(plan: BackupPlan): string {
   ];
   for (const source of plan.sources) {
     lines.push('', `${source.source}: ${source.decision.kind} backup (${source.decision.reason})`);
-    for (const command of source.commands) {
+    if (source.problem !== undefined) lines.push(`  ${source.problem}`);
+    for (const step of source.steps) {
       lines.push(
-        `  ${command.argv.map(quoteForDisplay).join(' ')}${command.stdoutTo === undefined ? '' : ` > ${command.stdoutTo}`}`,
+        `  ${step.label}:`,
+        `    ${step.argv.map(quoteForDisplay).join(' ')}${step.stdoutTo === undefined ? '' : ` > ${step.stdoutTo}`}`,
       );
     }
   }

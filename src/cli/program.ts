@@ -19,7 +19,7 @@ const cli = {
   confirm: () => import('./confirm.js'),
   context: () => import('../context/context.js'),
   daemon: () => import('../daemon/daemon.js'),
-  dryRun: () => import('../actions/dry-run.js'),
+  runPlan: () => import('../actions/run-plan.js'),
   exampleConfig: () => import('../config/example.js'),
   list: () => import('../actions/list.js'),
   load: () => import('../config/load.js'),
@@ -67,37 +67,47 @@ export function buildProgram(cancel: AbortSignal, setExitCode: (code: number) =>
     .addOption(new Option('--full', 'force a full backup').conflicts('incremental'))
     .addOption(new Option('--incremental', 'force an incremental backup (a full when the target has no chain)'))
     .option('--dry-run', 'print the plan and every command line; change nothing')
-    .action(async (options: { source: SourceKind[]; full?: boolean; incremental?: boolean; dryRun?: boolean }) => {
-      const config = await prepare(program);
-      const [{ createLogger }, { LogTail }] = await Promise.all([cli.logger(), cli.logTail()]);
-      // Its last lines go with a failure ping (notify.ping_url), as with the daemon's.
-      const logTail = new LogTail();
-      const logger = createLogger({ toStderr: options.dryRun === true, copyTo: logTail });
-      const sources = await selectSources(config, options.source);
-      const kind: BackupKind | undefined = options.full ? 'full' : options.incremental ? 'incremental' : undefined;
-      const context = await (await cli.context()).createContext(config, logger, cancel);
-      if (options.dryRun) {
-        const [{ planBackup }, { formatPlan }] = await Promise.all([cli.dryRun(), cli.output()]);
-        const plan = await lockFree(config, logger, 'backup-agent run --dry-run', () =>
-          planBackup(context, sources, kind),
+    .option('--json', 'with --dry-run: the plan as one line of JSON')
+    .action(
+      async (options: {
+        source: SourceKind[];
+        full?: boolean;
+        incremental?: boolean;
+        dryRun?: boolean;
+        json?: boolean;
+      }) => {
+        if (options.json === true && options.dryRun !== true) throw new UsageError('--json goes with --dry-run');
+        const config = await prepare(program);
+        const [{ createLogger }, { LogTail }] = await Promise.all([cli.logger(), cli.logTail()]);
+        // Its last lines go with a failure ping (notify.ping_url), as with the daemon's.
+        const logTail = new LogTail();
+        const logger = createLogger({ toStderr: options.dryRun === true, copyTo: logTail });
+        const sources = await selectSources(config, options.source);
+        const kind: BackupKind | undefined = options.full ? 'full' : options.incremental ? 'incremental' : undefined;
+        const context = await (await cli.context()).createContext(config, logger, cancel);
+        if (options.dryRun) {
+          const [{ planBackup }, { formatPlan }] = await Promise.all([cli.runPlan(), cli.output()]);
+          const plan = await lockFree(config, logger, 'backup-agent run --dry-run', () =>
+            planBackup(context, sources, kind),
+          );
+          process.stdout.write(options.json === true ? `${JSON.stringify(plan)}\n` : formatPlan(plan));
+          return setExitCode(0);
+        }
+        const [{ runBackup }, { recordManualRun }, { pingedRun }] = await Promise.all([
+          cli.backup(),
+          cli.recordRun(),
+          cli.ping(),
+        ]);
+        const trigger = 'backup-agent run';
+        const startedAt = new Date();
+        const summary = await pingedRun(config.notify, logger, cancel, logTail, () =>
+          runBackup(context, { sources, kind, trigger }),
         );
-        process.stdout.write(formatPlan(plan));
-        return setExitCode(0);
-      }
-      const [{ runBackup }, { recordManualRun }, { pingedRun }] = await Promise.all([
-        cli.backup(),
-        cli.recordRun(),
-        cli.ping(),
-      ]);
-      const trigger = 'backup-agent run';
-      const startedAt = new Date();
-      const summary = await pingedRun(config.notify, logger, cancel, logTail, () =>
-        runBackup(context, { sources, kind, trigger }),
-      );
-      const window = { startedAt, finishedAt: new Date(), trigger, slot: null };
-      await recordManualRun(config, logger, window, summary.outcomes);
-      setExitCode(summary.ok ? 0 : 1);
-    });
+        const window = { startedAt, finishedAt: new Date(), trigger, slot: null };
+        await recordManualRun(config, logger, window, summary.outcomes);
+        setExitCode(summary.ok ? 0 : 1);
+      },
+    );
 
   program
     .command('list')

@@ -1,7 +1,6 @@
-// What a running backup is doing right now, for STATUS= ("running mysql dump, influxdb full
-// upload (3m10s)"). The pipeline does not report progress; every step is a child process started
-// through the CommandRunner, so a runner that notes each command while it runs is enough.
-import { basename } from 'node:path';
+// What a running backup is doing right now, for STATUS= ("running mysql dump of agama, influxdb
+// full upload (3m10s)"). Every step is a child process started through the CommandRunner with the
+// label the run's plan gave it, so a runner that notes each label while it runs is enough.
 import type { Logger } from '../report/logger.js';
 import { type CommandResult, CommandRunner, type CommandSpec } from '../system/run-command.js';
 
@@ -56,33 +55,11 @@ export class ActivityRunner extends CommandRunner {
   }
 
   override async run(spec: CommandSpec): Promise<CommandResult> {
-    const done = this.activity.step(describeCommand(spec.argv));
+    const done = this.activity.step(spec.label ?? spec.deadline.step);
     try {
       return await super.run(spec);
     } finally {
       done();
     }
   }
-}
-
-const DUPLICITY_STEPS: Readonly<Record<string, string>> = {
-  full: 'full upload',
-  incremental: 'incremental upload',
-  'collection-status': 'chain check',
-  'remove-all-but-n-full': 'retention',
-  cleanup: 'cleanup',
-};
-
-/** The step a command line stands for, in the operator's words. */
-export function describeCommand(argv: readonly string[]): string {
-  const program = basename(argv[0] ?? '');
-  if (program === 'mariadb-dump' || program === 'mysqldump') return 'mysql dump';
-  if (program === 'influxd') return 'influxdb dump';
-  if (program === 'duplicity') {
-    const name = argv[argv.indexOf('--name') + 1];
-    const operation = argv[1] ?? '';
-    const step = DUPLICITY_STEPS[operation] ?? operation;
-    return argv.includes('--name') && name !== undefined ? `${name} ${step}` : `duplicity ${step}`;
-  }
-  return program;
 }

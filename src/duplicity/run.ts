@@ -1,6 +1,6 @@
 // Runs duplicity operations and turns their failures into operator-facing errors. Command lines
 // come from command.ts; this file only adds the environment and the reading of results.
-import type { BackupKind, ChainStatus } from '../domain.js';
+import type { BackupKind, ChainStatus, PlannedStep } from '../domain.js';
 import { CommandFailedError, type CommandRunner, type Deadline } from '../system/run-command.js';
 import { formatRsyncUrl } from '../remote/rsync-url.js';
 import { parseCollectionStatus } from './collection-status.js';
@@ -15,6 +15,12 @@ import {
 import { PERMANENT_REFUSAL } from '../remote/failures.js';
 import { explainDuplicityFailure, isMissingTargetDirectory } from './failures.js';
 import { uploadedBytes } from './statistics.js';
+
+/** Which retention calls a full makes (plan/decide.ts planRetention decides). */
+export interface RetentionSteps {
+  readonly removeOldChains: boolean;
+  readonly cleanup: boolean;
+}
 
 export class Duplicity {
   constructor(
@@ -34,7 +40,7 @@ export class Duplicity {
   async chainStatus(): Promise<ChainStatus> {
     const result = await this.run(
       `reading the backup chain at ${this.url}`,
-      collectionStatusCommand(this.settings),
+      { label: `${this.settings.name} chain check`, argv: collectionStatusCommand(this.settings) },
       this.targetDeadline('reading the chain'),
       true,
     );
@@ -51,35 +57,49 @@ export class Duplicity {
     }
   }
 
-  /** Uploads `sourceDir`; returns the bytes that reached the target, when duplicity reports them. */
-  async backup(kind: BackupKind, sourceDir: string, deadline: Deadline): Promise<number | null> {
-    const result = await this.run(
-      `${kind} upload to ${this.url}`,
-      backupCommand(this.settings, kind, sourceDir),
-      deadline,
-      false,
-    );
+  /** The upload of `sourceDir`, as the run's plan holds it. */
+  uploadStep(kind: BackupKind, sourceDir: string): PlannedStep {
+    return { label: `${this.settings.name} ${kind} upload`, argv: backupCommand(this.settings, kind, sourceDir) };
+  }
+
+  /** What a full's retention runs: old chains removed, then duplicity's own leftovers. */
+  retentionSteps(retention: RetentionSteps, keepFull: number): PlannedStep[] {
+    return [
+      ...(retention.removeOldChains
+        ? [
+            {
+              label: `${this.settings.name} retention (chains beyond the newest ${keepFull})`,
+              argv: removeAllButNFullCommand(this.settings, keepFull),
+            },
+          ]
+        : []),
+      ...(retention.cleanup ? [this.cleanupStep()] : []),
+    ];
+  }
+
+  cleanupStep(): PlannedStep {
+    return { label: `${this.settings.name} cleanup`, argv: cleanupCommand(this.settings) };
+  }
+
+  /** Runs an upload step; returns the bytes that reached the target, when duplicity reports them. */
+  async upload(step: PlannedStep, deadline: Deadline): Promise<number | null> {
+    const result = await this.run(`${step.label} to ${this.url}`, step, deadline, false);
     return uploadedBytes(result.stdoutTail);
   }
 
-  async removeAllButNFull(keep: number): Promise<void> {
-    await this.run(
-      `removing chains beyond the newest ${keep} at ${this.url}`,
-      removeAllButNFullCommand(this.settings, keep),
-      this.targetDeadline('retention'),
-      false,
-    );
-  }
-
-  async cleanup(): Promise<void> {
-    await this.run(`cleanup at ${this.url}`, cleanupCommand(this.settings), this.targetDeadline('cleanup'), false);
+  /** Runs a retention or cleanup step under deadlines.target. */
+  async execute(step: PlannedStep): Promise<void> {
+    await this.run(`${step.label} at ${this.url}`, step, this.targetDeadline(step.label), false);
   }
 
   /** Restores the backup set of `time` into `destination`, which must not exist yet. */
   async restore(time: Date, destination: string): Promise<void> {
     await this.run(
       `download of the backup of ${time.toISOString()} from ${this.url}`,
-      restoreCommand(this.settings, duplicityTime(time), destination),
+      {
+        label: `${this.settings.name} download`,
+        argv: restoreCommand(this.settings, duplicityTime(time), destination),
+      },
       { ms: this.deadlines.restore, step: `the ${this.settings.name} download`, key: 'deadlines.restore' },
       false,
     );
@@ -89,11 +109,12 @@ export class Duplicity {
     return { ms: this.deadlines.target, step: `${what} of ${this.settings.name}`, key: 'deadlines.target' };
   }
 
-  private async run(what: string, argv: readonly [string, ...string[]], deadline: Deadline, captureFd3: boolean) {
+  private async run(what: string, step: PlannedStep, deadline: Deadline, captureFd3: boolean) {
     try {
       const runAs = this.runAs === undefined ? {} : { runAs: this.runAs };
       return await this.runner.run({
-        argv,
+        argv: step.argv,
+        label: step.label,
         env: this.env,
         captureFd3,
         stdout: 'tail',

@@ -1,14 +1,14 @@
-// The contract every data source fulfils. A source writes its dump into an empty directory it is
-// given and throws when the dump is not complete; staging, manifest and upload are not its business.
-import type { SourceKind } from '../domain.js';
-import type { CommandRunner, Deadline } from '../system/run-command.js';
+// The contract every data source fulfils on the backup side. A source says which commands dump
+// its databases into an empty directory and proves the result complete; running them, staging,
+// manifest and upload are not its business (sources/dump.ts runs the steps).
+import type { PlannedStep, SourceKind } from '../domain.js';
+import type { CommandFailedError, CommandRunner, Deadline } from '../system/run-command.js';
 
-export type Argv = readonly [string, ...string[]];
+export type { Argv, PlannedStep } from '../domain.js';
 
-/** A command line as --dry-run shows it, with where its stdout would go. */
-export interface PlannedCommand {
-  readonly argv: Argv;
-  readonly stdoutTo?: string;
+export interface DumpStep extends PlannedStep {
+  /** The sentence and hint for the operator when the program fails. */
+  explain?(error: CommandFailedError): Error;
 }
 
 export interface DataSource {
@@ -18,13 +18,16 @@ export interface DataSource {
   preflight(runner: CommandRunner): Promise<void>;
   /** For `check`: proves the server answers and the grant suffices, without writing a dump. Returns what it proved. */
   verifyAccess(runner: CommandRunner, scratch: string): Promise<string>;
-  /** The command lines a dump into `dir` will run, for --dry-run. */
-  dumpCommands(dir: string): PlannedCommand[];
   /**
-   * Dumps every database into `dir` (empty, private); throws BackupFailedError naming the cause.
-   * `deadline` bounds the dump of each database.
+   * The commands that dump every database into `dir`. May ask the server, read-only, what the
+   * grant allows; throws BackupFailedError when a dump could not hold every object.
    */
-  dump(runner: CommandRunner, dir: string, deadline: Deadline): Promise<void>;
+  dumpSteps(runner: CommandRunner, dir: string): Promise<DumpStep[]>;
+  /**
+   * After the steps ran: throws BackupFailedError unless the dump in `dir` is complete. Reading a
+   * dump back may take as long as writing it: `deadline` is the dump's.
+   */
+  proveDump(runner: CommandRunner, dir: string, deadline: Deadline): Promise<void>;
   /** Versions of the tools involved, recorded in the manifest. */
   toolVersions(runner: CommandRunner): Promise<Record<string, string>>;
 }

@@ -14,7 +14,8 @@ import { readManifest, totalSize } from './manifest.js';
 
 export class StagingArea {
   readonly current: string;
-  private readonly next: string;
+  /** Where the next dump is written, and checked, before commit() swaps it in. */
+  readonly next: string;
   private readonly previous: string;
 
   constructor(

@@ -34,6 +34,8 @@ export function quickDeadline(step: string): Deadline {
 export interface CommandSpec {
   readonly argv: readonly [string, ...string[]];
   readonly deadline: Deadline;
+  /** The step in the operator's words, for STATUS= while it runs; default: the deadline's step. */
+  readonly label?: string;
   /**
    * Output lines that mean a failure no retry can fix (a changed host key): the child is stopped at
    * once instead of retrying, and the error carries the line. Watched on stderr, and on stdout

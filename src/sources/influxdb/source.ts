@@ -3,9 +3,9 @@
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackupFailedError, errorMessage } from '../../errors.js';
-import { CommandFailedError, type CommandRunner, type Deadline, quickDeadline } from '../../system/run-command.js';
+import { CommandFailedError, type CommandRunner, quickDeadline } from '../../system/run-command.js';
 import { probeTcp } from '../../system/tcp-probe.js';
-import type { DataSource, PlannedCommand } from '../source.js';
+import type { DataSource, DumpStep } from '../source.js';
 import { backupCommand, metastoreBackupCommand, versionCommand } from './commands.js';
 import type { InfluxdbSection } from './keys.js';
 
@@ -52,33 +52,29 @@ export class InfluxdbSource implements DataSource {
     return `influxd answers at ${this.host} and its metastore can be backed up`;
   }
 
-  dumpCommands(dir: string): PlannedCommand[] {
-    return this.databases.map((database) => ({ argv: backupCommand(this.host, database, join(dir, database)) }));
+  dumpSteps(_runner: CommandRunner, dir: string): Promise<DumpStep[]> {
+    return Promise.resolve(
+      this.databases.map((database) => ({
+        label: `${this.kind} dump of ${database}`,
+        argv: backupCommand(this.host, database, join(dir, database)),
+        explain: (error: CommandFailedError) => {
+          const output = error.result.stderrTail.join('\n');
+          // influxd answers an unknown database with a bare EOF.
+          const cause = /backup failed: EOF|backup: EOF/.test(output)
+            ? `database ${database} does not exist on ${this.host}`
+            : (error.result.stderrTail.at(-1) ?? `exit code ${error.result.exitCode}`);
+          return new BackupFailedError(
+            `influxdb backup of ${database} failed: ${cause}`,
+            'check influxdb.databases and the influxd log',
+            { cause: error },
+          );
+        },
+      })),
+    );
   }
 
-  async dump(runner: CommandRunner, dir: string, deadline: Deadline): Promise<void> {
-    for (const database of this.databases) {
-      const target = join(dir, database);
-      try {
-        await runner.run({
-          argv: backupCommand(this.host, database, target),
-          deadline: { ...deadline, step: `${deadline.step} of ${database}` },
-        });
-      } catch (error) {
-        if (!(error instanceof CommandFailedError)) throw error;
-        const output = error.result.stderrTail.join('\n');
-        // influxd answers an unknown database with a bare EOF.
-        const cause = /backup failed: EOF|backup: EOF/.test(output)
-          ? `database ${database} does not exist on ${this.host}`
-          : (error.result.stderrTail.at(-1) ?? `exit code ${error.result.exitCode}`);
-        throw new BackupFailedError(
-          `influxdb backup of ${database} failed: ${cause}`,
-          'check influxdb.databases and the influxd log',
-          { cause: error },
-        );
-      }
-      await checkPortableBackup(database, target);
-    }
+  async proveDump(_runner: CommandRunner, dir: string): Promise<void> {
+    for (const database of this.databases) await checkPortableBackup(database, join(dir, database));
   }
 
   async toolVersions(runner: CommandRunner): Promise<Record<string, string>> {

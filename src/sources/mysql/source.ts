@@ -3,16 +3,9 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackupFailedError } from '../../errors.js';
-import { CommandFailedError, type CommandRunner, type Deadline, quickDeadline } from '../../system/run-command.js';
-import type { DataSource, PlannedCommand } from '../source.js';
-import {
-  type DumpObjects,
-  EVERY_OBJECT,
-  accessCheckCommand,
-  dumpCommand,
-  queryCommand,
-  versionCommand,
-} from './commands.js';
+import { CommandFailedError, type CommandRunner, quickDeadline } from '../../system/run-command.js';
+import type { DataSource, DumpStep } from '../source.js';
+import { type DumpObjects, accessCheckCommand, dumpCommand, queryCommand, versionCommand } from './commands.js';
 import { type DatabaseCoverage, grantHint, lostObjects, missingKinds, missingPrivilegeWarning } from './coverage.js';
 import { explainDumpFailure } from './dump-errors.js';
 import { dumpableKinds, parseGrants } from './grants.js';
@@ -63,14 +56,6 @@ export class MysqlSource implements DataSource {
     return `${this.optionFile} is private and ${this.program} can read the schema of ${this.databases.join(', ')}`;
   }
 
-  /** With the options of the documented grant: a run leaves out --routines/--events its grant lacks. */
-  dumpCommands(dir: string): PlannedCommand[] {
-    return this.databases.map((database) => ({
-      argv: dumpCommand(this.program, this.optionFile, database, EVERY_OBJECT),
-      stdoutTo: dumpFile(dir, database),
-    }));
-  }
-
   /** Per database, what the grant lets the dump include and which objects the backup user sees. */
   async coverage(runner: CommandRunner): Promise<DatabaseCoverage[]> {
     // The account comes first; SHOW GRANTS also shows the password hash, which never leaves here.
@@ -86,33 +71,36 @@ export class MysqlSource implements DataSource {
     return coverages;
   }
 
-  async dump(runner: CommandRunner, dir: string, deadline: Deadline): Promise<void> {
+  /** Per database: what the grant lets the dump include; objects it would silently lose are refused. */
+  async dumpSteps(runner: CommandRunner, dir: string): Promise<DumpStep[]> {
     const log = runner.logger.child({ source: this.kind });
+    const steps: DumpStep[] = [];
     for (const coverage of await this.coverage(runner)) {
       const { database } = coverage;
       for (const kind of missingKinds(coverage))
         log.warn({ database, kind }, '%s', missingPrivilegeWarning(coverage, kind));
-      // Objects the backup user can see but not dump would be lost without a trace: refuse.
       const lost = lostObjects(coverage, coverage.visible);
       if (lost.length > 0)
         throw new BackupFailedError(
           `the dump of ${database} would not hold every object: ${lost.join('; ')}`,
           grantHint(coverage, missingKinds(coverage)),
         );
+      // No lock_wait_timeout can be set for mariadb-dump's session (it takes no init command): a
+      // dump waiting on a table lock ends at the dump deadline, and the server drops the waiting
+      // session when the client goes.
+      steps.push({
+        label: `${this.kind} dump of ${database}`,
+        argv: dumpCommand(this.program, this.optionFile, database, dumpObjects(coverage)),
+        stdoutTo: dumpFile(dir, database),
+        explain: (error) => explainDumpFailure(database, this.optionFile, error),
+      });
+    }
+    return steps;
+  }
+
+  async proveDump(_runner: CommandRunner, dir: string): Promise<void> {
+    for (const database of this.databases) {
       const file = dumpFile(dir, database);
-      try {
-        await runner.run({
-          argv: dumpCommand(this.program, this.optionFile, database, dumpObjects(coverage)),
-          stdout: { file },
-          // No lock_wait_timeout can be set for mariadb-dump's session (it takes no init command):
-          // a dump waiting on a table lock ends here, and the server drops the waiting session
-          // when the client goes.
-          deadline: { ...deadline, step: `${deadline.step} of ${database}` },
-        });
-      } catch (error) {
-        if (error instanceof CommandFailedError) throw explainDumpFailure(database, this.optionFile, error);
-        throw error;
-      }
       if (!(await endsWithTrailer(file))) {
         throw new BackupFailedError(
           `the dump of ${database} is incomplete: ${file} does not end with "-- Dump completed"`,
