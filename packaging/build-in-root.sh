@@ -119,10 +119,10 @@ install -m 0644 systemd/backup-agent.service "$stage/usr/lib/systemd/system/back
 # since they belong to that server's configuration (README, Metrics, says how to load them).
 install -D -m 0644 prometheus/backup-agent.rules.yml "$stage/usr/share/backup-agent/backup-agent.rules.yml"
 
-# The conffile: the commented example with every key and its default, rendered from the key table
-# (src/config/example.ts) so it cannot disagree with the loader. Also kept pristine under doc/.
-node --input-type=module -e 'import { renderExampleConfig } from "./dist/config/example.js"; process.stdout.write(renderExampleConfig());' \
-  >"$stage/etc/backup-agent.ini"
+# The conffile: the commented example with every key and its default, rendered from the key tables
+# (src/config/schema.ts and each engine's) by the agent itself, so it cannot disagree with the
+# loader. Also kept pristine under doc/.
+node dist/main.js example-config >"$stage/etc/backup-agent.ini"
 install -m 0644 "$stage/etc/backup-agent.ini" "$doc/backup-agent.ini"
 
 # Docs: the README and the operator's runbooks, each when it exists (at the top or under docs/).

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Installs everything the tests, the demo and the benchmarks run for real, on a fresh Debian 12 or 13:
-# the servers the harness starts on loopback (MariaDB, InfluxDB 1.x, sshd), the programs the agent
+# the servers the harness starts on loopback (MariaDB, InfluxDB 1.x, PostgreSQL, sshd), the programs the agent
 # drives (duplicity, rsync, ssh, gpg), the tools that prove the .deb (debootstrap, nspawn, lintian)
 # and the shipped alert rules (promtool, from Debian's prometheus package).
 # Then the npm dependencies, exactly as locked.
@@ -12,7 +12,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 packages=(
-  mariadb-server mariadb-client influxdb
+  mariadb-server mariadb-client influxdb postgresql
   duplicity rsync openssh-server openssh-client gnupg
   procps psmisc util-linux curl
   debootstrap systemd-container lintian

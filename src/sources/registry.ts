@@ -5,8 +5,9 @@ import { UsageError } from '../errors.js';
 import type { Engine } from './engine.js';
 import { influxdbEngine } from './influxdb/engine.js';
 import { mysqlEngine } from './mysql/engine.js';
+import { postgresqlEngine } from './postgresql/engine.js';
 
-export const ENGINES: readonly Engine[] = [mysqlEngine, influxdbEngine];
+export const ENGINES: readonly Engine[] = [mysqlEngine, influxdbEngine, postgresqlEngine];
 
 export const SOURCE_KINDS: readonly SourceKind[] = ENGINES.map((engine) => engine.kind);
 
