@@ -1,4 +1,4 @@
-// `backup-agent restore mysql|influxdb`, run by root: download (as the backup user) → check against
+// `backup-agent restore <source>`, run by root: download (as the backup user) → check against
 // the manifest → safety copy of what is there now → replace → prove the result. Every failure says
 // what state the host is in, and the safety copy makes every restore reversible.
 import { join } from 'node:path';
