@@ -1,13 +1,14 @@
 // Root's side of a MySQL/MariaDB restore: safety dump, replace the database with the downloaded
 // dump, and prove the result (tables versus the dump, row counts). The client runs as root through
 // the local socket (Debian's root authenticates with unix_socket), or with mysql.admin_defaults_file.
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackupFailedError, UsageError } from '../../errors.js';
 import { formatBytes } from '../../report/format.js';
 import type { Logger } from '../../report/logger.js';
 import { CommandFailedError, type CommandRunner, type Deadline, quickDeadline } from '../../system/run-command.js';
 import type { DatabaseRestore, EngineTools, ObjectCount, RestoredDatabase, Restorer } from '../engine.js';
+import { importProgress } from '../import-progress.js';
 import { inState } from '../restore-state.js';
 import type { Argv } from '../source.js';
 import { dumpCommand, importCommand, queryCommand } from './commands.js';
@@ -114,23 +115,12 @@ export class MysqlAdmin {
 
   async import(database: string, dumpFile: string, showProgress: boolean): Promise<void> {
     const size = (await stat(dumpFile)).size;
-    let timer: NodeJS.Timeout | undefined;
-    const onStart = (pid: number): void => {
-      if (!showProgress) return;
-      timer = setInterval(() => {
-        void readPosition(pid).then((position) => {
-          if (position !== undefined)
-            process.stderr.write(
-              `\r  importing ${database}: ${formatBytes(position)} of ${formatBytes(size)} (${Math.floor((100 * position) / Math.max(size, 1))}%)   `,
-            );
-        });
-      }, 1000);
-    };
+    const progress = importProgress(database, size, showProgress);
     try {
       await this.runner.run({
         argv: importCommand(this.client, this.optionFile, database),
         stdinFile: dumpFile,
-        onStart,
+        onStart: progress.onStart,
         deadline: this.deadline,
       });
     } catch (error) {
@@ -144,10 +134,7 @@ export class MysqlAdmin {
       }
       throw error;
     } finally {
-      if (timer !== undefined) {
-        clearInterval(timer);
-        process.stderr.write('\n');
-      }
+      progress.stop();
     }
     this.logger.info({ database, bytes: size }, 'imported %s into %s', formatBytes(size), database);
   }
@@ -229,16 +216,6 @@ export async function tablesInDump(runner: CommandRunner, dumpFile: string, dead
     .map((line) => /`([^`]+)`/.exec(line)?.[1])
     .filter((name): name is string => name !== undefined)
     .sort();
-}
-
-async function readPosition(pid: number): Promise<number | undefined> {
-  try {
-    const info = await readFile(join('/proc', String(pid), 'fdinfo', '0'), 'utf8');
-    const match = /^pos:\s+(\d+)/m.exec(info);
-    return match ? Number(match[1]) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The engine's Restorer: one database at a time, each proven against the tables its dump creates. */

@@ -3,13 +3,14 @@
 // session of a role that is no superuser (session-role.ts). A restore loads into a new database
 // first and swaps it in only once it is proven: a failed or refused import leaves the live
 // database untouched, and the safety copy is taken right before the swap.
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackupFailedError, UsageError } from '../../errors.js';
 import { formatBytes } from '../../report/format.js';
 import { type SystemUser, lookupUser } from '../../system/privileges.js';
 import { CommandFailedError, type CommandRunner, type Deadline, quickDeadline } from '../../system/run-command.js';
 import type { DatabaseRestore, EngineTools, ObjectCount, RestoredDatabase, Restorer } from '../engine.js';
+import { importProgress } from '../import-progress.js';
 import { inState } from '../restore-state.js';
 import type { Argv } from '../source.js';
 import { type ArchiveContents, archiveFile, proveArchive, proveDownloadedArchive } from './archive.js';
@@ -220,30 +221,16 @@ export class PostgresqlRestorer implements Restorer {
 
   private async importArchive(work: string, dump: string, login: SessionLogin, showProgress: boolean): Promise<void> {
     const size = (await stat(dump)).size;
-    let timer: NodeJS.Timeout | undefined;
-    const onStart = (pid: number): void => {
-      if (!showProgress) return;
-      timer = setInterval(() => {
-        void readPosition(pid).then((position) => {
-          if (position !== undefined)
-            process.stderr.write(
-              `\r  importing ${work}: ${formatBytes(position)} of ${formatBytes(size)} (${Math.floor((100 * position) / Math.max(size, 1))}%)   `,
-            );
-        });
-      }, 1000);
-    };
+    const progress = importProgress(work, size, showProgress);
     try {
       await this.run(
         restoreCommand(this.session, work),
         this.tools.deadline(`the import of ${work}`),
         `pg_restore into ${work}`,
-        { stdinFile: dump, onStart, env: { PGPASSFILE: login.passfile } },
+        { stdinFile: dump, onStart: progress.onStart, env: { PGPASSFILE: login.passfile } },
       );
     } finally {
-      if (timer !== undefined) {
-        clearInterval(timer);
-        process.stderr.write('\n');
-      }
+      progress.stop();
     }
     this.tools.logger.info({ database: work, bytes: size }, 'imported %s into %s', formatBytes(size), work);
   }
@@ -402,14 +389,4 @@ function workName(stamp: string, database: string): string {
 
 function safetyFile(restore: DatabaseRestore): string {
   return join(restore.safetyDir, `postgresql-${restore.database}-${restore.stamp}.dump`);
-}
-
-async function readPosition(pid: number): Promise<number | undefined> {
-  try {
-    const info = await readFile(join('/proc', String(pid), 'fdinfo', '0'), 'utf8');
-    const match = /^pos:\s+(\d+)/m.exec(info);
-    return match ? Number(match[1]) : undefined;
-  } catch {
-    return undefined;
-  }
 }
