@@ -33,7 +33,6 @@ import type { Deadline } from '../system/run-command.js';
 import { findInterruptedUpload, markUploadFinished, markUploadStarted } from './interrupted-upload.js';
 import { verifyNewFull } from '../plan/decide.js';
 import { type SourcePlan, decideFromChain, targetSteps } from './run-plan.js';
-import { hostFullDay, readHostIdentity } from '../history/spread.js';
 
 export interface BackupRequest {
   readonly sources: readonly DataSource[];
@@ -136,7 +135,7 @@ async function backupSource(
       source.kind,
       { status, directoryExists: true },
       requested,
-      hostFullDay(config, readHostIdentity()),
+      context.calendar.fullDay,
       new Date(),
     );
     if (ledgerProblem !== null) log.warn('%s; the sizes of earlier uploads are not checked this time', ledgerProblem);

@@ -10,7 +10,6 @@ import type { DataSource } from '../sources/source.js';
 import { StagingArea } from '../sources/staging.js';
 import { type AgentContext, openDuplicity, duplicitySettings, targetDeadline } from '../context/context.js';
 import { type HostFullDay, type RetentionPlan, decideKind, planRetention } from '../plan/decide.js';
-import { hostCalendar, readHostIdentity } from '../history/spread.js';
 
 export interface SourcePlan {
   readonly source: SourceKind;
@@ -102,7 +101,7 @@ export async function planBackup(
 ): Promise<BackupPlan> {
   const { agent } = context.config;
   const now = new Date();
-  const calendar = hostCalendar(context.config, readHostIdentity());
+  const { calendar } = context;
   const slot: SlotPlan = {
     schedule: agent.schedule,
     timezone: agent.timezone,

@@ -8,6 +8,8 @@ import { readPassphrase } from '../duplicity/passphrase.js';
 import { Duplicity } from '../duplicity/run.js';
 import { type DuplicityVersion, parseDuplicityVersion } from '../duplicity/version.js';
 import { BackupFailedError, UsageError, errorMessage } from '../errors.js';
+import type { HostCalendar } from '../history/schedule.js';
+import { hostCalendar, readHostIdentity } from '../history/spread.js';
 import type { Logger } from '../report/logger.js';
 import type { EngineTools } from '../sources/engine.js';
 import { engineOf } from '../sources/registry.js';
@@ -31,6 +33,8 @@ export interface AgentContext {
   readonly duplicityVersion: DuplicityVersion;
   /** The symmetric passphrase, or '' (duplicity still needs PASSPHRASE set). */
   readonly passphrase: string;
+  /** This host's schedule: its slot within agent.spread and its full day. */
+  readonly calendar: HostCalendar;
 }
 
 export async function createContext(config: Config, logger: Logger, cancel: AbortSignal): Promise<AgentContext> {
@@ -49,7 +53,16 @@ export async function createContext(config: Config, logger: Logger, cancel: Abor
       'install duplicity 0.8 or newer',
     );
   }
-  return { config, logger, runner, cleanup: cleanupRunner(logger, [passphrase]), cancel, duplicityVersion, passphrase };
+  return {
+    config,
+    logger,
+    runner,
+    cleanup: cleanupRunner(logger, [passphrase]),
+    cancel,
+    duplicityVersion,
+    passphrase,
+    calendar: hostCalendar(config, readHostIdentity()),
+  };
 }
 
 /** A runner that a SIGTERM to the agent does not stop: see AgentContext.cleanup. */

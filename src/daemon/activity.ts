@@ -54,6 +54,11 @@ export class ActivityRunner extends CommandRunner {
     super(logger, cancel, secrets);
   }
 
+  // A dump's runner stops at the staging reserve (stoppedBy); its steps must still show.
+  protected override withCancel(cancel: AbortSignal, secrets: readonly string[]): CommandRunner {
+    return new ActivityRunner(this.logger, cancel, secrets, this.activity);
+  }
+
   override async run(spec: CommandSpec): Promise<CommandResult> {
     const done = this.activity.step(spec.label ?? spec.deadline.step);
     try {

@@ -66,7 +66,7 @@ export function autoFullDay(identity: HostIdentity, target: string): Weekday {
   return WEEKDAYS[Math.floor(hashedFraction('full_day', identity, target) * WEEKDAYS.length)] as Weekday;
 }
 
-export function hostFullDay(config: Config, identity: HostIdentity): HostFullDay {
+function hostFullDay(config: Config, identity: HostIdentity): HostFullDay {
   const day = config.agent.full_day;
   return day === 'auto'
     ? { day: autoFullDay(identity, formatRsyncUrl(config.target.url)), auto: true }

@@ -113,7 +113,12 @@ export class CommandRunner {
    * its disk) without cancelling the run. An Error given as the reason is what they throw.
    */
   stoppedBy(stop: AbortSignal): CommandRunner {
-    return new CommandRunner(this.logger, AbortSignal.any([this.cancel, stop]), this.secrets);
+    return this.withCancel(AbortSignal.any([this.cancel, stop]), this.secrets);
+  }
+
+  /** The same kind of runner with another cancel signal: a subclass keeps what it adds. */
+  protected withCancel(cancel: AbortSignal, secrets: readonly string[]): CommandRunner {
+    return new CommandRunner(this.logger, cancel, secrets);
   }
 
   /** Runs the command to completion; throws CommandFailedError for an exit code outside okExitCodes. */
