@@ -32,7 +32,7 @@ import {
 import type { Deadline } from '../system/run-command.js';
 import { findInterruptedUpload, markUploadFinished, markUploadStarted } from './interrupted-upload.js';
 import { verifyNewFull } from '../plan/decide.js';
-import { type SourcePlan, decideFromChain, targetSteps } from './run-plan.js';
+import { type ChainDecision, type SourcePlan, decideFromChain, targetSteps } from './run-plan.js';
 
 export interface BackupRequest {
   readonly sources: readonly DataSource[];
@@ -84,7 +84,6 @@ async function backupSource(
   const { config, logger, runner } = context;
   const log = logger.child({ source: source.kind });
   const started = Date.now();
-  const settings = duplicitySettings(context, source.kind);
   const duplicity = openDuplicity(context, source.kind);
   const staging = new StagingArea(config.agent.staging_dir, source.kind);
   let stage: Stage = 'resume';
@@ -96,6 +95,10 @@ async function backupSource(
     stage = 'dump';
     await source.preflight(runner);
     const dumpSteps = await source.dumpSteps(runner, staging.next);
+    // The decision needs the target's chain, not the new dump: the chain is read while the dump
+    // runs, and its answer waits until the dump is checked and in place.
+    const target = readTarget(context, source.kind, duplicity, notices, requested);
+    target.catch(() => undefined);
     const dir = await staging.prepare();
     const dumpStarted = new Date();
     try {
@@ -116,6 +119,8 @@ async function backupSource(
       bytesDumped = totalSize(manifest.files);
     } catch (error) {
       await staging.discard();
+      // Its children must not outlive the run, and its answer no longer matters.
+      await target.catch(() => undefined);
       throw error;
     }
     await staging.commit();
@@ -127,23 +132,13 @@ async function backupSource(
     );
 
     stage = 'upload';
-    const status = await healingCache(context, source.kind, notices, () =>
-      chainStatusCreatingDirectory(context, duplicity, settings),
-    );
-    const { decision, retention, ledgerProblem } = await decideFromChain(
-      context,
-      source.kind,
-      { status, directoryExists: true },
-      requested,
-      context.calendar.fullDay,
-      new Date(),
-    );
+    const { status, decision, retention, ledgerProblem } = await target;
     if (ledgerProblem !== null) log.warn('%s; the sizes of earlier uploads are not checked this time', ledgerProblem);
-    const target = targetSteps(context, duplicity, source.kind, decision.kind, retention);
+    const steps = targetSteps(context, duplicity, source.kind, decision.kind, retention);
     const plan: SourcePlan = {
       source: source.kind,
       decision,
-      steps: [...dumpSteps, target.upload, ...target.retention],
+      steps: [...dumpSteps, steps.upload, ...steps.retention],
     };
     log.info({ kind: decision.kind, reason: decision.reason }, '%s backup: %s', decision.kind, decision.reason);
     log.debug({ plan: plan.steps.map((step) => step.label) }, 'the plan of this run');
@@ -152,7 +147,7 @@ async function backupSource(
       log.warn({ heal: decision.heal.kind }, 'self-healing: %s', decision.heal.reason);
     }
     const uploadStarted = new Date();
-    const bytesUploaded = await upload(context, source, duplicity, staging, decision.kind, target.upload, notices);
+    const bytesUploaded = await upload(context, source, duplicity, staging, decision.kind, steps.upload, notices);
 
     stage = 'retention';
     if (decision.kind === 'full') {
@@ -165,7 +160,7 @@ async function backupSource(
         );
       }
       log.info({ retention }, 'retention: %s; %s', verification.reason, retention.reason);
-      for (const step of target.retention) await duplicity.execute(step);
+      for (const step of steps.retention) await duplicity.execute(step);
     }
     return {
       source: source.kind,
@@ -187,6 +182,29 @@ async function backupSource(
       durationMs: Date.now() - started,
     };
   }
+}
+
+/** The target's chain (its directory created when missing) and what it decides for this run. */
+async function readTarget(
+  context: AgentContext,
+  source: SourceKind,
+  duplicity: Duplicity,
+  notices: HealNotice[],
+  requested: BackupKind | undefined,
+): Promise<ChainDecision & { readonly status: ChainStatus }> {
+  const settings = duplicitySettings(context, source);
+  const status = await healingCache(context, source, notices, () =>
+    chainStatusCreatingDirectory(context, duplicity, settings),
+  );
+  const decided = await decideFromChain(
+    context,
+    source,
+    { status, directoryExists: true },
+    requested,
+    context.calendar.fullDay,
+    new Date(),
+  );
+  return { ...decided, status };
 }
 
 /**
