@@ -6,8 +6,9 @@ import { type DuplicitySettings, type Encryption, duplicityEnvironment } from '.
 import { stopGpgAgent } from '../duplicity/gpg-agent.js';
 import { readPassphrase } from '../duplicity/passphrase.js';
 import { Duplicity } from '../duplicity/run.js';
-import { type DuplicityVersion, parseDuplicityVersion } from '../duplicity/version.js';
-import { BackupFailedError, UsageError, errorMessage } from '../errors.js';
+import type { DuplicityVersion } from '../duplicity/version.js';
+import { duplicityVersion as readDuplicityVersion } from '../duplicity/version-cache.js';
+import { UsageError, errorMessage } from '../errors.js';
 import type { HostCalendar } from '../history/schedule.js';
 import { hostCalendar, readHostIdentity } from '../history/spread.js';
 import type { Logger } from '../report/logger.js';
@@ -15,8 +16,8 @@ import type { EngineTools } from '../sources/engine.js';
 import { engineOf } from '../sources/registry.js';
 import type { DataSource } from '../sources/source.js';
 import { acquireBriefRunLock } from '../system/lock.js';
-import type { SystemUser } from '../system/privileges.js';
-import { CommandRunner, type Deadline, quickDeadline } from '../system/run-command.js';
+import { type SystemUser, isRoot } from '../system/privileges.js';
+import { CommandRunner, type Deadline } from '../system/run-command.js';
 import { childUrl } from '../remote/rsync-url.js';
 import { stopSharedConnection } from '../remote/ssh-master.js';
 
@@ -41,18 +42,8 @@ export async function createContext(config: Config, logger: Logger, cancel: Abor
   const passphrase =
     config.target.encryption === 'symmetric' ? await readPassphrase(config.target.passphrase_file) : '';
   const runner = new CommandRunner(logger, cancel, [passphrase]);
-  const output = await runner.run({
-    argv: ['duplicity', '--version'],
-    stdout: 'capture',
-    deadline: quickDeadline('duplicity --version'),
-  });
-  const duplicityVersion = parseDuplicityVersion(output.stdout);
-  if (duplicityVersion === null) {
-    throw new BackupFailedError(
-      `cannot tell the duplicity version from "${output.stdout.trim()}"`,
-      'install duplicity 0.8 or newer',
-    );
-  }
+  // Root takes nothing from the backup user's cache as an instruction.
+  const duplicityVersion = await readDuplicityVersion(runner, isRoot() ? null : config.agent.cache_dir);
   return {
     config,
     logger,
