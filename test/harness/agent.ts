@@ -8,6 +8,7 @@ import { execa, type ResultPromise } from 'execa';
 import type { GpgHome } from './gpg.js';
 import type { InfluxDb } from './influxdb.js';
 import type { MariaDb } from './mariadb.js';
+import type { Postgres } from './postgres.js';
 import type { SshTarget } from './ssh-target.js';
 import { chownToBackup, makeTempDir, removeDir } from './temp-dir.js';
 
@@ -20,9 +21,13 @@ export const PASSPHRASE = 'correct horse battery staple 4 backups';
 export const MYSQL_PASSWORD = 'bk-Secr3t-pw';
 export const MYSQL_DATABASE = 'agama';
 export const INFLUX_DATABASE = 'telegraf';
+export const PG_DATABASE = 'shop';
 
 export type IniOverrides = Partial<
-  Record<'agent' | 'deadlines' | 'target' | 'mysql' | 'influxdb' | 'notify' | 'metrics', Record<string, string> | null>
+  Record<
+    'agent' | 'deadlines' | 'target' | 'mysql' | 'influxdb' | 'postgresql' | 'notify' | 'metrics',
+    Record<string, string> | null
+  >
 >;
 
 export interface AgentResult {
@@ -63,6 +68,8 @@ export interface AgentHost {
 export interface HostServices {
   readonly mariadb?: MariaDb;
   readonly influx?: InfluxDb;
+  /** Backed up as the role `backup` (peer login through the harness's socket dir), database PG_DATABASE. */
+  readonly postgres?: Postgres;
   readonly target: SshTarget;
   readonly gpg?: GpgHome;
 }
@@ -100,6 +107,9 @@ export async function makeAgentHost(services: HostServices): Promise<AgentHost> 
     await services.mariadb.writeMyCnf(host.myCnf, { user: 'bk', password: MYSQL_PASSWORD, socket: true });
     await writeFile(host.adminCnf, `[client]\nuser = root\nsocket = ${services.mariadb.socket}\n`, { mode: 0o600 });
   }
+  if (services.postgres && !(await services.postgres.roles()).includes('backup')) {
+    await services.postgres.createBackupRole();
+  }
   await chownToBackup(etc);
 
   const defaults = (): Record<string, Record<string, string>> => ({
@@ -128,6 +138,15 @@ export async function makeAgentHost(services: HostServices): Promise<AgentHost> 
             http_url: services.influx.httpUrl,
             // No systemd on the test machine; the booted-container test covers stopping telegraf.
             stop_services: '',
+          },
+        }
+      : {}),
+    ...(services.postgres
+      ? {
+          postgresql: {
+            databases: PG_DATABASE,
+            host: services.postgres.socketDir,
+            port: String(services.postgres.port),
           },
         }
       : {}),

@@ -103,9 +103,9 @@ function psql(connection: Connection, database: string, sql: string, separators:
   ];
 }
 
-/** The archive's table of contents, from stdin. */
+/** The archive's table of contents, from stdin; --create keeps the DATABASE entry, which names the owner, in the list. */
 export function listCommand(): Argv {
-  return ['pg_restore', '--list'];
+  return ['pg_restore', '--list', '--create'];
 }
 
 /** Reads every data block of the archive on stdin to its end and throws the SQL away. */
