@@ -1,0 +1,415 @@
+// Bytes on the target for PostgreSQL: the agent (`run --source postgresql`: pg_dump --format=custom
+// --compress=0 staged, then duplicity) against the plain workflows `pg_dump -Fc > file` (default
+// compression) and `pg_dump > file.sql` (plain SQL), each followed by `duplicity full|incremental`.
+// Same generated data, same sshd target, no encryption on every side, interleaved in one run. See
+// bench/README.md.
+//
+//   node --import tsx bench/postgresql-bytes.ts [--sizes 50,200] [--tmp /var/tmp]
+//
+// Runs as root; the agent and the plain workflows run as `backup` through setpriv, as the daemon
+// and a cron job would. Everything it starts (postgres, sshd, ssh masters) is stopped and its temp
+// dir removed at the end, also on failure and on SIGINT/SIGTERM.
+import { execFileSync, spawn } from 'node:child_process';
+import { copyFile, cp, mkdir, mkdtemp, open, readdir, rm, stat, symlink } from 'node:fs/promises';
+import { cpus, hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { execa } from 'execa';
+import { type LogLine, makeAgentHost } from '../test/harness/agent.js';
+import { type Postgres, startPostgres } from '../test/harness/postgres.js';
+import { startSshTarget } from '../test/harness/ssh-target.js';
+import { asBackupUser, backupUser, chownToBackup, makeTempDir, removeDir } from '../test/harness/temp-dir.js';
+import { cleanUpOnSignals, cleanup, log, onCleanup } from './cleanup.js';
+import { type DatasetShape, shapeFor } from './dataset.js';
+import { addedBytes, listTree, loadAverage, mib, secs } from './measure.js';
+import { exitWithUsage, positiveInt } from './options.js';
+import { type Kind, closeSshMasters, runAgent, stopRunningChildren } from './workflows.js';
+
+const REPO = resolve(new URL('..', import.meta.url).pathname);
+const USAGE = 'usage: node --import tsx bench/postgresql-bytes.ts [--sizes 50,200] [--tmp /var/tmp]';
+const DATABASE = 'bench';
+/** Rows whose id % 100 equals this are the 1 % the change updates, spread over the key range. */
+const CHANGED_REMAINDER = 42;
+/** What cron gives the backup user (its passwd home is /var/backups). */
+const BACKUP_ENV = { HOME: '/var/backups', USER: 'backup', LOGNAME: 'backup' } as const;
+
+type Side = 'agent' | 'plain -Fc' | 'plain SQL';
+const SIDES: readonly Side[] = ['agent', 'plain -Fc', 'plain SQL'];
+
+interface Run {
+  readonly wallMs: number;
+  /** Bytes of the files this backup added on its target. */
+  readonly stored: number;
+  /** The dump file the upload read. */
+  readonly dumpBytes: number;
+}
+
+interface SizeResult {
+  readonly shape: DatasetShape;
+  readonly runs: Record<Side, Record<Kind, Run>>;
+}
+
+// ---------------------------------------------------------------- the data
+
+const PHRASES = [
+  'the quarterly report was filed with the regional office and approved without further comment',
+  'customer requested a callback regarding the delivery schedule of the outstanding items',
+  'invoice corrected after review: the discount had been applied twice to the same order line',
+  'meeting notes: agreed to postpone the migration until the new storage array is in place',
+  'the sensor on the third floor reported values outside the expected range during the night',
+  'contract renewed for another year with the same terms and an updated contact person',
+  'support ticket closed: the user confirmed that the password reset link works again',
+  'warehouse inventory counted twice; the difference is explained by the late returns',
+];
+const PHRASE_ARRAY = `ARRAY[${PHRASES.map((phrase) => `'${phrase}'`).join(', ')}]`;
+
+/** A 1,700-character body: recurring phrases and sha512 digests, a function of the id only. */
+function bodyExpr(id: string): string {
+  const parts = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map(
+    (salt, k) =>
+      `(${PHRASE_ARRAY})[1 + (${id} * ${k * 2 + 3} + ${k}) % ${PHRASES.length}] || ' ' || encode(sha512(('${salt}' || ${id})::bytea), 'hex')`,
+  );
+  return `rpad(${parts.join(" || ' ' || ")}, 1700, ' ...')`;
+}
+
+async function insertDocuments(pg: Postgres, from: number, to: number, documents: number): Promise<void> {
+  await pg.sql(
+    `INSERT INTO documents SELECT g, 1 + (g * 7919) % ${Math.max(1, Math.floor(documents / 50))}, 'Document ' || g, ${bodyExpr('g')}, timestamp '2020-01-01' + g * interval '97 seconds' FROM generate_series(${from}, ${to}) g`,
+    DATABASE,
+  );
+}
+
+async function insertEvents(pg: Postgres, from: number, to: number, documents: number): Promise<void> {
+  await pg.sql(
+    `INSERT INTO events SELECT g, 1 + (g::bigint * 2654435761) % ${documents}, (ARRAY['view', 'edit', 'share', 'comment', 'download'])[1 + g % 5], ((g::bigint * 7907) % 100000) / 100.0, timestamp '2021-01-01' + g * interval '13 seconds' FROM generate_series(${from}, ${to}) g`,
+    DATABASE,
+  );
+}
+
+/** Drops and generates `bench`: documents (wide, ~85 % of the dump) and events (narrow), owned by `app`. */
+async function generate(pg: Postgres, shape: DatasetShape): Promise<void> {
+  await pg.sql(`DROP DATABASE IF EXISTS ${DATABASE}`);
+  await pg.sql(`CREATE DATABASE ${DATABASE}`);
+  await pg.sql(
+    [
+      'CREATE TABLE documents (id int PRIMARY KEY, author_id int NOT NULL, title text NOT NULL, body text NOT NULL, created timestamp NOT NULL);',
+      'CREATE TABLE events (id int PRIMARY KEY, document_id int NOT NULL, kind text NOT NULL, amount numeric(10,2) NOT NULL, created timestamp NOT NULL);',
+    ].join('\n'),
+    DATABASE,
+  );
+  await insertDocuments(pg, 1, shape.documents, shape.documents);
+  await insertEvents(pg, 1, shape.events, shape.documents);
+  await pg.sql('VACUUM ANALYZE', DATABASE);
+}
+
+/** Before the incremental: 1 % of the rows of both tables updated, 0.5 % appended (as bench/dataset.ts does for MariaDB). */
+async function applyChange(pg: Postgres, shape: DatasetShape): Promise<void> {
+  await pg.sql(
+    [
+      `UPDATE documents SET title = title || ' (rev)', body = left(body, 600) || 'revised ' || lpad(id::text, 9, '0') || substr(body, 618) WHERE id % 100 = ${CHANGED_REMAINDER};`,
+      `UPDATE events SET amount = amount + 1.25, kind = 'corrected' WHERE id % 100 = ${CHANGED_REMAINDER};`,
+    ].join('\n'),
+    DATABASE,
+  );
+  await insertDocuments(pg, shape.documents + 1, shape.documents + Math.ceil(shape.documents / 200), shape.documents);
+  await insertEvents(pg, shape.events + 1, shape.events + Math.ceil(shape.events / 200), shape.documents);
+}
+
+// ---------------------------------------------------------------- the plain workflows
+
+interface Plain {
+  readonly side: Exclude<Side, 'agent'>;
+  readonly stagingDir: string;
+  readonly archiveDir: string;
+  readonly targetDir: string;
+  readonly url: string;
+}
+
+function dumpArgv(pg: Postgres, side: Plain['side']): string[] {
+  return [
+    'pg_dump',
+    `--host=${pg.socketDir}`,
+    `--port=${pg.port}`,
+    ...(side === 'plain -Fc' ? ['-Fc'] : []),
+    `--dbname=${DATABASE}`,
+  ];
+}
+
+function duplicityArgv(plain: Plain, kind: Kind, sshKey: string, knownHosts: string): string[] {
+  return [
+    'duplicity',
+    kind,
+    '--no-encryption',
+    '--archive-dir',
+    plain.archiveDir,
+    '--name',
+    'plain',
+    `--ssh-options=-oIdentityFile=${sshKey} -oUserKnownHostsFile=${knownHosts}`,
+    plain.stagingDir,
+    plain.url,
+  ];
+}
+
+/** Like the shell's `argv > file` as the backup user: the child gets the file's descriptor. */
+async function dumpToFile(argv: readonly string[], file: string): Promise<void> {
+  const { uid, gid } = await backupUser();
+  const handle = await open(file, 'w', 0o600);
+  try {
+    await handle.chown(uid, gid);
+    const child = spawn('setpriv', await asBackupUser(argv), {
+      stdio: ['ignore', handle.fd, 'pipe'],
+      env: { ...process.env, ...BACKUP_ENV },
+    });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
+    const code = await new Promise<number | null>((done, fail) => {
+      child.once('error', fail);
+      child.once('close', done);
+    });
+    if (code !== 0) throw new Error(`${argv.join(' ')} failed (exit ${String(code)}):\n${stderr}`);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function runPlainSide(pg: Postgres, plain: Plain, kind: Kind, sshKey: string, knownHosts: string): Promise<Run> {
+  await execa('sync', [], { stdin: 'ignore' });
+  const before = await listTree(plain.targetDir);
+  const file = join(plain.stagingDir, plain.side === 'plain -Fc' ? `${DATABASE}.dump` : `${DATABASE}.sql`);
+  const started = performance.now();
+  await dumpToFile(dumpArgv(pg, plain.side), file);
+  const result = await execa('setpriv', await asBackupUser(duplicityArgv(plain, kind, sshKey, knownHosts)), {
+    stdin: 'ignore',
+    env: BACKUP_ENV,
+    reject: false,
+  });
+  const wallMs = performance.now() - started;
+  if (result.exitCode !== 0) throw new Error(`${plain.side}: duplicity ${kind} failed:\n${result.stderr}`);
+  return {
+    wallMs,
+    stored: addedBytes(before, await listTree(plain.targetDir)).bytes,
+    dumpBytes: (await stat(file)).size,
+  };
+}
+
+// ---------------------------------------------------------------- the agent
+
+interface AgentSide {
+  readonly main: string;
+  readonly configFile: string;
+  readonly cacheDir: string;
+  readonly stagingDir: string;
+  readonly targetDir: string;
+}
+
+async function runAgentSide(agent: AgentSide, kind: Kind): Promise<Run> {
+  await execa('sync', [], { stdin: 'ignore' });
+  const before = await listTree(agent.targetDir);
+  const result = await runAgent(agent.main, agent.configFile, kind);
+  await closeSshMasters(agent.cacheDir);
+  const summary = result.logs.find((line: LogLine) => line['summary'] === true && line['source'] === 'postgresql');
+  if (result.exitCode !== 0 || summary?.['kind'] !== kind) {
+    throw new Error(
+      `backup-agent run (${kind}) failed or ran another kind (exit ${result.exitCode}, summary ${JSON.stringify(summary)}):\n${result.stderr}`,
+    );
+  }
+  return {
+    wallMs: result.wallMs,
+    stored: addedBytes(before, await listTree(agent.targetDir)).bytes,
+    dumpBytes: (await stat(join(agent.stagingDir, 'postgresql', `${DATABASE}.dump`))).size,
+  };
+}
+
+// ---------------------------------------------------------------- the run
+
+/** Other people rebuild dist/ on this machine: a private copy keeps the run on one agent. */
+async function snapshotAgent(root: string): Promise<string> {
+  const dir = join(root, 'agent-build');
+  await mkdir(dir, { mode: 0o755 });
+  await cp(join(REPO, 'dist'), join(dir, 'dist'), { recursive: true });
+  await copyFile(join(REPO, 'package.json'), join(dir, 'package.json'));
+  await symlink(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+  return join(dir, 'dist', 'main.js');
+}
+
+async function emptyDirectory(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
+}
+
+function firstLine(file: string, args: readonly string[]): string {
+  try {
+    return (
+      execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+        .trim()
+        .split('\n')[0] ?? '?'
+    );
+  } catch {
+    return `${file}: ?`;
+  }
+}
+
+function parseOptions(): { sizes: number[]; tmp: string } {
+  let values;
+  try {
+    values = parseArgs({
+      options: {
+        sizes: { type: 'string', default: '50,200' },
+        tmp: { type: 'string', default: '/var/tmp' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (error) {
+    exitWithUsage(USAGE, error instanceof Error ? error.message : String(error));
+  }
+  if (values.help) exitWithUsage(USAGE, 'bytes on the target: backup-agent vs plain pg_dump + duplicity');
+  const sizes = values.sizes.split(',').map((part) => positiveInt(USAGE, part.trim(), '--sizes'));
+  return { sizes: [...new Set(sizes)].sort((a, b) => a - b), tmp: resolve(values.tmp) };
+}
+
+function table(results: readonly SizeResult[]): string {
+  const rows = [
+    '| data | side | dump (full) | full on target | incremental on target | incr. / full | full wall | incremental wall |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const result of results) {
+    for (const side of SIDES) {
+      const { full, incremental } = result.runs[side];
+      rows.push(
+        `| ${result.shape.sizeMiB} MiB | ${side} | ${mib(full.dumpBytes)} | ${mib(full.stored, 2)} | ${mib(incremental.stored, 2)} | ${((100 * incremental.stored) / full.stored).toFixed(1)} % | ${secs(full.wallMs)} | ${secs(incremental.wallMs)} |`,
+      );
+    }
+  }
+  return rows.join('\n');
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  if (process.getuid?.() !== 0) exitWithUsage(USAGE, 'run it as root: the workflows drop to backup themselves');
+  if ((await stat(join(REPO, 'dist', 'main.js')).catch(() => undefined)) === undefined)
+    exitWithUsage(USAGE, 'dist/main.js does not exist: run npm run build first');
+
+  const root = await mkdtemp(join(options.tmp, 'pgb-'));
+  onCleanup(() => removeDir(root));
+  await execa('chmod', ['0755', root]);
+  process.env['TMPDIR'] = root;
+  const agentMain = await snapshotAgent(root);
+
+  log('starting PostgreSQL and sshd');
+  const [pgStarted, targetStarted] = await Promise.allSettled([startPostgres(), startSshTarget()]);
+  if (pgStarted.status === 'fulfilled') onCleanup(() => pgStarted.value.stop());
+  if (targetStarted.status === 'fulfilled') onCleanup(() => targetStarted.value.stop());
+  if (pgStarted.status === 'rejected') throw pgStarted.reason;
+  if (targetStarted.status === 'rejected') throw targetStarted.reason;
+  const pg = pgStarted.value;
+  const target = targetStarted.value;
+
+  const host = await makeAgentHost({ postgres: pg, target });
+  onCleanup(() => host.remove());
+  onCleanup(() => closeSshMasters(host.cacheDir));
+  await host.writeConfig({
+    target: { url: `${target.url}/agent`, encryption: 'none' },
+    postgresql: { databases: DATABASE },
+  });
+  const agent: AgentSide = {
+    main: agentMain,
+    configFile: host.configFile,
+    cacheDir: host.cacheDir,
+    stagingDir: host.stagingDir,
+    targetDir: join(target.targetDir, 'agent', 'postgresql'),
+  };
+  const plains: Plain[] = [];
+  for (const [side, name] of [
+    ['plain -Fc', 'plain-fc'],
+    ['plain SQL', 'plain-sql'],
+  ] as const) {
+    const dir = await makeTempDir(name);
+    const plain = {
+      side,
+      stagingDir: join(dir, 'staging'),
+      archiveDir: join(dir, 'archive'),
+      targetDir: join(target.targetDir, name),
+      url: `${target.url}/${name}`,
+    };
+    await mkdir(plain.stagingDir, { mode: 0o700 });
+    await mkdir(plain.archiveDir, { mode: 0o700 });
+    await chownToBackup(dir);
+    plains.push(plain);
+  }
+  // Registered last, so it runs first: the children are stopped before their files go.
+  onCleanup(stopRunningChildren);
+
+  process.stdout.write(
+    [
+      'PostgreSQL bytes on the target: backup-agent vs plain pg_dump + duplicity',
+      `date: ${new Date().toISOString()}; machine: ${hostname()}, ${cpus().length} cores; load ${await loadAverage()}`,
+      `tools: node ${process.version}; ${firstLine('duplicity', ['--version'])}; ${firstLine('pg_dump', ['--version'])}; server ${await pg.sql('SHOW server_version')}`,
+      'encryption: none on every side (plain: --no-encryption; agent: target.encryption = none); one sshd, one target dir per side.',
+      'agent:     run --full, then run (incremental): pg_dump --format=custom --compress=0 --create + globals.sql, duplicity',
+      `plain -Fc: ${dumpArgv(pg, 'plain -Fc').join(' ')} > staging/${DATABASE}.dump; duplicity full|incremental`,
+      `plain SQL: ${dumpArgv(pg, 'plain SQL').join(' ')} > staging/${DATABASE}.sql; duplicity full|incremental`,
+      'change before the incremental: 1 % of the rows of both tables updated (spread over the key range), 0.5 % appended.',
+      '',
+    ].join('\n'),
+  );
+
+  const results: SizeResult[] = [];
+  for (const [index, sizeMiB] of options.sizes.entries()) {
+    const shape = shapeFor(sizeMiB);
+    log(`generating ${DATABASE} for ${sizeMiB} MiB: ${shape.documents} documents, ${shape.events} events`);
+    await generate(pg, shape);
+    await closeSshMasters(host.cacheDir);
+    await rm(join(target.targetDir, 'agent'), { recursive: true, force: true });
+    await mkdir(agent.targetDir, { recursive: true, mode: 0o755 });
+    await emptyDirectory(host.cacheDir);
+    for (const plain of plains) {
+      await rm(plain.targetDir, { recursive: true, force: true });
+      await mkdir(plain.targetDir, { mode: 0o755 });
+      await emptyDirectory(plain.archiveDir);
+      await emptyDirectory(plain.stagingDir);
+    }
+    // Interleaved: the order rotates with the size, so no side always gets the warm cache.
+    const order = SIDES.map((_, i) => SIDES[(i + index) % SIDES.length] ?? 'agent');
+    const runs = new Map<string, Run>();
+    for (const kind of ['full', 'incremental'] as const) {
+      if (kind === 'incremental') await applyChange(pg, shape);
+      for (const side of order) {
+        log(`${sizeMiB} MiB ${kind}: ${side}`);
+        const plain = plains.find((candidate) => candidate.side === side);
+        const run =
+          plain === undefined
+            ? await runAgentSide(agent, kind)
+            : await runPlainSide(pg, plain, kind, target.clientKey, target.knownHosts);
+        runs.set(`${side} ${kind}`, run);
+        log(`  ${secs(run.wallMs)}, dump ${mib(run.dumpBytes)}, on target ${mib(run.stored, 2)}`);
+      }
+    }
+    const measured = (side: Side, kind: Kind): Run => {
+      const run = runs.get(`${side} ${kind}`);
+      if (run === undefined) throw new Error(`no ${kind} run of ${side}`);
+      return run;
+    };
+    results.push({
+      shape,
+      runs: {
+        agent: { full: measured('agent', 'full'), incremental: measured('agent', 'incremental') },
+        'plain -Fc': { full: measured('plain -Fc', 'full'), incremental: measured('plain -Fc', 'incremental') },
+        'plain SQL': { full: measured('plain SQL', 'full'), incremental: measured('plain SQL', 'incremental') },
+      },
+    });
+  }
+  process.stdout.write(`${table(results)}\n\nload average at end: ${await loadAverage()}\n`);
+}
+
+cleanUpOnSignals();
+try {
+  await main();
+} catch (error) {
+  process.stderr.write(
+    `\nBENCHMARK FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  process.exitCode = 1;
+} finally {
+  log('cleaning up');
+  await cleanup();
+}
