@@ -1,8 +1,8 @@
 // The daemon on a freshly booted Debian 13 (systemd as PID 1), the user's whole experience of issue 5:
-// apt-get install of the .deb with mariadb-server and influxdb, the README's Configure steps, check,
-// `systemctl enable --now`, a full and then an incremental backup run by the daemon on its schedule,
-// a restore of both databases after destroying them, a slot skipped while root's restore holds the
-// run lock, a stop in the middle of a run, a reboot across a scheduled slot with the catch-up that
+// apt-get install of the .deb with mariadb-server, influxdb and postgresql, the README's Configure
+// steps, check, `systemctl enable --now`, a full and then an incremental backup run by the daemon on
+// its schedule, a restore of the three databases after destroying them, a slot skipped while root's
+// restore holds the run lock, a stop in the middle of a run, a reboot across a scheduled slot with the catch-up that
 // follows, and the unit's exposure score. Monitoring as the README sets it up: Debian's own
 // prometheus-node-exporter, installed first, reads the agent's metrics file from its textfile
 // directory, which the hardened unit writes (ReadWritePaths=, and the ACL entry postinst grants).
@@ -12,8 +12,11 @@
 // The container shares the host's network namespace (container.ts: no --private-network), so nothing
 // in it may listen on a default port: the services are kept from starting during apt (policy-rc.d, as
 // in Debian's own container images), then MariaDB gets skip-networking (the agent uses the socket),
-// InfluxDB, sshd and node_exporter get free ports on 127.0.0.1 before they are started. The rsync target is the
-// container itself: an account `target` reached through that sshd.
+// InfluxDB, PostgreSQL, sshd and node_exporter get free ports on 127.0.0.1 before they are started.
+// PostgreSQL keeps TCP: root's restore loads the archive in a password login over 127.0.0.1
+// (src/sources/postgresql/session-role.ts); the dump logs in through the socket (peer authentication,
+// role backup), whose name carries the port. The rsync target is the container itself: an account
+// `target` reached through that sshd.
 //
 // The trigger: `[agent] schedule = 0 * * * * *` (every minute, seconds field) and full_day set to a
 // weekday three days away, so the first run is a full (no chain on the target) and the next ones
@@ -27,6 +30,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { BACKUP_GRANT } from '../../src/sources/postgresql/dump-errors.js';
+import { SESSION_ROLE } from '../../src/sources/postgresql/session-role.js';
 import { freePort } from '../harness/ports.js';
 import {
   aptGet,
@@ -47,6 +52,8 @@ const UNIT = 'backup-agent.service';
 const STANDIN = 'telegraf-standin.service';
 const MYSQL_DB = 'agama';
 const INFLUX_DB = 'telegraf';
+const PG_DB = 'shop';
+const SOURCES = ['mysql', 'influxdb', 'postgresql'] as const;
 const STATE_FILE = '/var/lib/backup-agent/state.json';
 const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 const RUN_TIMEOUT_MS = 10 * 60_000;
@@ -64,7 +71,7 @@ function readmeConfigureBlocks(): string[] {
       .map((line) => line.replace(/^ {3}/, ''))
       .join('\n'),
   );
-  assert.equal(blocks.length, 4, 'the Configure section should have 4 command blocks');
+  assert.equal(blocks.length, 5, 'the Configure section should have 5 command blocks');
   return blocks;
 }
 
@@ -76,7 +83,7 @@ interface SourceRecord {
 interface StateJson {
   readonly lastRun: { readonly result: string; readonly startedAt: string; readonly reason: string | null } | null;
   readonly catchUp: { readonly slot: string; readonly startedAt: string } | null;
-  readonly sources: Partial<Record<'mysql' | 'influxdb', { readonly lastSuccess: SourceRecord | null }>>;
+  readonly sources: Partial<Record<(typeof SOURCES)[number], { readonly lastSuccess: SourceRecord | null }>>;
 }
 
 describe('the daemon on a freshly booted Debian 13', () => {
@@ -87,6 +94,19 @@ describe('the daemon on a freshly booted Debian 13', () => {
   let influxRpc = 0;
   let influxHttp = 0;
   let exporterPort = 0;
+  let pgPort = 0;
+  /** The cluster Debian created, e.g. 17/main. */
+  let pgCluster = { version: '', name: '' };
+  /** Time of the PostgreSQL steps (not the apt download), to keep the test's total in check. */
+  const pgMs: Record<string, number> = {};
+  const timed = async <T>(what: string, body: () => Promise<T>): Promise<T> => {
+    const t0 = Date.now();
+    try {
+      return await body();
+    } finally {
+      pgMs[what] = (pgMs[what] ?? 0) + Date.now() - t0;
+    }
+  };
   let exposure = Number.NaN;
   let original: string;
 
@@ -103,6 +123,25 @@ describe('the daemon on a freshly booted Debian 13', () => {
   };
   const mysql = async (sql: string, db?: string) =>
     (await run(['mariadb', '--batch', '--skip-column-names', ...(db === undefined ? [] : [db]), '-e', sql])).stdout;
+  /** psql as the superuser postgres through the socket; several statements run in one transaction. */
+  const psql = async (sql: string, db = 'postgres') =>
+    (
+      await run([
+        'runuser',
+        '-u',
+        'postgres',
+        '--',
+        'psql',
+        '--no-psqlrc',
+        '--quiet',
+        '--no-align',
+        '--tuples-only',
+        '--set=ON_ERROR_STOP=1',
+        `--port=${pgPort}`,
+        `--dbname=${db}`,
+        `--command=${sql}`,
+      ])
+    ).stdout;
   const influxUrl = () => `http://127.0.0.1:${influxHttp}`;
   const influxQuery = async (q: string, method: 'GET' | 'POST' = 'GET') =>
     JSON.parse(await queryInflux(container, influxUrl(), INFLUX_DB, q, method)) as unknown;
@@ -131,7 +170,10 @@ describe('the daemon on a freshly booted Debian 13', () => {
   };
   const childProcesses = async () =>
     (
-      await run(['pgrep', '-a', '-u', 'backup', '-f', 'duplicity|mariadb-dump|influxd|gpg|ssh|rsync'], [0, 1])
+      await run(
+        ['pgrep', '-a', '-u', 'backup', '-f', 'duplicity|mariadb-dump|influxd|pg_dump|psql|gpg|ssh|rsync'],
+        [0, 1],
+      )
     ).stdout.trim();
 
   async function fingerprint(): Promise<string> {
@@ -140,14 +182,50 @@ describe('the daemon on a freshly booted Debian 13', () => {
       `SELECT (SELECT COUNT(*) FROM ${MYSQL_DB}.metrics), (SELECT COUNT(*) FROM ${MYSQL_DB}.events), (SELECT SUM(v) FROM ${MYSQL_DB}.metrics)`,
     );
     const influx = await influxQuery('SELECT COUNT(value), SUM(value) FROM cpu, mem');
-    return JSON.stringify({ checksums: checksums.trim(), counts: counts.trim(), influx });
+    return JSON.stringify({
+      checksums: checksums.trim(),
+      counts: counts.trim(),
+      influx,
+      postgresql: await pgFingerprint(),
+    });
   }
 
-  /** The state once both sources have a success that started after `after`. */
+  /**
+   * Every table of shop in name order: its owner, row count and the md5 of its rows (as text,
+   * sorted), then the sequences' positions and the database's owner.
+   */
+  async function pgFingerprint(): Promise<string> {
+    const tables = (
+      await psql(
+        "SELECT format('%I.%I', schemaname, tablename) || ' ' || tableowner FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+        PG_DB,
+      )
+    )
+      .split('\n')
+      .filter((line) => line !== '');
+    const lines: string[] = [];
+    for (const line of tables) {
+      const [table = ''] = line.split(' ');
+      const rows = await psql(
+        `SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '') FROM ${table} t`,
+        PG_DB,
+      );
+      lines.push(`${line} ${rows.trim()}`);
+    }
+    const sequences = await psql(
+      "SELECT string_agg(format('%I.%I %s', schemaname, sequencename, last_value), ', ' ORDER BY 1) FROM pg_sequences",
+      PG_DB,
+    );
+    const owner = await psql(`SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '${PG_DB}'`);
+    lines.push(`sequences: ${sequences.trim()}`, `owner: ${owner.trim()}`);
+    return lines.join('\n');
+  }
+
+  /** The state once every source has a success that started after `after`. */
   async function waitForSuccessSince(after: Date, what: string): Promise<StateJson> {
     return waitFor(what, RUN_TIMEOUT_MS, async () => {
       const state = await readState();
-      const done = (['mysql', 'influxdb'] as const).every((source) => {
+      const done = SOURCES.every((source) => {
         const success = state?.sources[source]?.lastSuccess ?? null;
         return success !== null && new Date(success.startedAt) > after;
       });
@@ -158,9 +236,9 @@ describe('the daemon on a freshly booted Debian 13', () => {
   async function waitForSuccessfulRun(after: Date, kind: 'full' | 'incremental'): Promise<StateJson> {
     const state = await waitForSuccessSince(
       after,
-      `a successful ${kind} run of both sources started after ${after.toISOString()}`,
+      `a successful ${kind} run of every source started after ${after.toISOString()}`,
     );
-    for (const source of ['mysql', 'influxdb'] as const) {
+    for (const source of SOURCES) {
       assert.equal(
         state.sources[source]?.lastSuccess?.kind,
         kind,
@@ -185,7 +263,8 @@ describe('the daemon on a freshly booted Debian 13', () => {
     if (missing !== undefined) throw new Error(`cannot run the daemon e2e test: ${missing}`);
     deb = await packageUnderTest(VERSION);
     console.log(`# package ${basename(deb)}: ${(statSync(deb).size / 1024).toFixed(0)} KiB`);
-    [sshPort, influxRpc, influxHttp, exporterPort] = [
+    [sshPort, influxRpc, influxHttp, exporterPort, pgPort] = [
+      await freePort(),
       await freePort(),
       await freePort(),
       await freePort(),
@@ -195,17 +274,23 @@ describe('the daemon on a freshly booted Debian 13', () => {
     console.log(
       `# container ${container.name} booted in ${(container.bootMs / 1000).toFixed(1)} s (${container.systemState}); ` +
         `host network shared: sshd on 127.0.0.1:${sshPort}, influxd RPC ${influxRpc}, HTTP ${influxHttp}, ` +
-        `node_exporter ${exporterPort}, MariaDB socket only`,
+        `node_exporter ${exporterPort}, PostgreSQL ${pgPort}, MariaDB socket only`,
     );
     await container.copyIn(deb, `/root/${basename(deb)}`);
   });
 
   after(async () => {
     await container?.destroy();
+    const pgTotal = Object.values(pgMs).reduce((sum, ms) => sum + ms, 0);
+    console.log(
+      `# postgresql steps (besides apt) took ${(pgTotal / 1000).toFixed(1)} s: ${Object.entries(pgMs)
+        .map(([what, ms]) => `${what} ${(ms / 1000).toFixed(1)} s`)
+        .join(', ')}`,
+    );
     console.log(`# exposure ${exposure}; e2e wall time ${((Date.now() - started) / 1000).toFixed(0)} s`);
   });
 
-  test('apt-get install ./backup-agent_*.deb mariadb-server influxdb succeeds; the service is installed, not enabled', async () => {
+  test('apt-get install ./backup-agent_*.deb mariadb-server influxdb postgresql succeeds; the service is installed, not enabled', async () => {
     const t0 = Date.now();
     // No service may start on the host's network with its default port: keep them stopped during apt.
     await writeFile('/usr/sbin/policy-rc.d', '#!/bin/sh\nexit 101\n');
@@ -214,11 +299,25 @@ describe('the daemon on a freshly booted Debian 13', () => {
     // node_exporter before the agent: postinst's configure grants the backup user its directory
     // (package.test.ts installs it after the agent, through the trigger).
     await aptGet(container, ['install', '-y', '-q', '--no-install-recommends', 'prometheus-node-exporter']);
-    await aptGet(container, ['install', '-y', '-q', `/root/${basename(deb)}`, 'mariadb-server', 'influxdb']);
+    await aptGet(container, [
+      'install',
+      '-y',
+      '-q',
+      `/root/${basename(deb)}`,
+      'mariadb-server',
+      'influxdb',
+      'postgresql',
+    ]);
     // The test's own tools and the target's sshd.
     await aptGet(container, ['install', '-y', '-q', '--no-install-recommends', 'openssh-server', 'curl', 'procps']);
     await run(['rm', '/usr/sbin/policy-rc.d']);
     console.log(`# apt-get install took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    // Debian created the cluster main; policy-rc.d kept it from starting on the default port.
+    const clusters = (await run(['pg_lsclusters', '--no-header'])).stdout.trim().split('\n');
+    assert.equal(clusters.length, 1, clusters.join('\n'));
+    const [version = '', name = '', port = '', status = ''] = (clusters[0] ?? '').split(/\s+/);
+    assert.deepEqual([name, port, status], ['main', '5432', 'down'], clusters[0]);
+    pgCluster = { version, name };
     assert.equal(
       (await run(['dpkg-query', '--show', '--showformat=${Version}', 'backup-agent'])).stdout.trim(),
       VERSION,
@@ -237,10 +336,21 @@ describe('the daemon on a freshly booted Debian 13', () => {
       `Port ${sshPort}\nListenAddress 127.0.0.1\nPasswordAuthentication no\n`,
     );
     await run(['sshd', '-t']);
+    // PostgreSQL: a free port on 127.0.0.1 (the socket in /var/run/postgresql is named after it too).
+    // listen_addresses in conf.d: pg_conftool writes 127.0.0.1 unquoted, which the server refuses.
+    await timed('cluster setup', async () => {
+      await run(['pg_conftool', pgCluster.version, pgCluster.name, 'set', 'port', String(pgPort)]);
+      await writeFile(
+        `/etc/postgresql/${pgCluster.version}/${pgCluster.name}/conf.d/e2e.conf`,
+        "listen_addresses = '127.0.0.1'\n",
+      );
+    });
     // Debian's node_exporter reads ARGS from here; its textfile directory stays the default.
     await writeFile('/etc/default/prometheus-node-exporter', `ARGS="--web.listen-address=127.0.0.1:${exporterPort}"\n`);
     await run(['systemctl', 'daemon-reload']);
     await run(['systemctl', 'enable', '--now', 'mariadb', 'influxdb', STANDIN]);
+    const pgUnit = `postgresql@${pgCluster.version}-${pgCluster.name}`;
+    await timed('cluster setup', () => run(['systemctl', 'enable', '--now', 'postgresql', pgUnit]));
     await run(['systemctl', 'restart', 'ssh', 'prometheus-node-exporter']);
     await waitFor('influxd to answer /ping', 120_000, async () => {
       const ping = await run(
@@ -260,6 +370,22 @@ describe('the daemon on a freshly booted Debian 13', () => {
         "INSERT INTO events (what) SELECT CONCAT('event ', seq) FROM seq_1_to_2000;",
       MYSQL_DB,
     );
+    // shop: two tables with a foreign key and a serial column, deterministic rows.
+    await timed('seeding shop', async () => {
+      await psql(`CREATE DATABASE ${PG_DB}`);
+      await psql(
+        [
+          'CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, balance numeric(12,2) NOT NULL, note text);',
+          'CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customers, amount numeric(12,2) NOT NULL, created timestamptz NOT NULL);',
+          "INSERT INTO customers (name, balance, note) SELECT 'customer ' || g, (g * 37 % 100000) / 100.0, md5(g::text) || E' O''Brien \\\\ tab\\there' FROM generate_series(1, 3000) g;",
+          "INSERT INTO orders SELECT g, 1 + g * 7 % 3000, (g * 13 % 5000) / 10.0, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 5000) g;",
+          'CREATE INDEX orders_customer ON orders (customer_id);',
+          'CREATE VIEW big_orders AS SELECT * FROM orders WHERE amount > 400;',
+        ].join('\n'),
+        PG_DB,
+      );
+    });
+    assert.equal((await psql('SELECT count(*) FROM customers', PG_DB)).trim(), '3000');
     const base = 1_764_000_000;
     await influxWrite(
       Array.from({ length: 3000 }, (_, i) => `${i % 2 === 0 ? 'cpu' : 'mem'},host=h${i % 5} value=${i} ${base + i}`),
@@ -269,16 +395,23 @@ describe('the daemon on a freshly booted Debian 13', () => {
     await run(['useradd', '--create-home', '--shell', '/bin/sh', 'target']);
     await run(['usermod', '-p', '*', 'target']);
     assert.equal(
-      (await run(['systemctl', 'is-active', 'mariadb', 'influxdb', STANDIN, 'ssh', 'prometheus-node-exporter'])).stdout
+      (
+        await run(['systemctl', 'is-active', 'mariadb', 'influxdb', STANDIN, 'ssh', 'prometheus-node-exporter', pgUnit])
+      ).stdout
         .trim()
         .split('\n')
         .join(' '),
-      'active active active active active',
+      'active active active active active active',
+    );
+    assert.equal(
+      (await psql("SELECT current_setting('port') || ' ' || current_setting('listen_addresses')")).trim(),
+      `${pgPort} 127.0.0.1`,
     );
   });
 
   test("configured with the README's own steps; backup-agent check passes", async () => {
-    const [mysqlBlock, targetBlock, passphraseBlock, checkBlock] = readmeConfigureBlocks() as [
+    const [mysqlBlock, postgresqlBlock, targetBlock, passphraseBlock, checkBlock] = readmeConfigureBlocks() as [
+      string,
       string,
       string,
       string,
@@ -287,6 +420,21 @@ describe('the daemon on a freshly booted Debian 13', () => {
     // 1. MySQL user and .my.cnf, verbatim.
     await sh(mysqlBlock);
     assert.equal((await run(['stat', '--format=%a %U %G', '/var/backups/.my.cnf'])).stdout.trim(), '600 backup backup');
+    // 1. (PostgreSQL) The role, verbatim; psql finds the cluster on its port through PGPORT. The
+    // grant is the one the agent's own hints quote.
+    assert.match(postgresqlBlock, /^runuser -u postgres -- psql -c /m);
+    assert.ok(postgresqlBlock.includes(BACKUP_GRANT), `the README's grant differs from ${BACKUP_GRANT}`);
+    await timed('role and grant', () =>
+      container.run(['sh', '-ec', postgresqlBlock], { env: { PGPORT: String(pgPort) }, timeoutMs: 60_000 }),
+    );
+    assert.equal(
+      (
+        await psql(
+          "SELECT string_agg(b.rolname, ',') FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member JOIN pg_roles b ON b.oid = m.roleid WHERE r.rolname = 'backup' AND r.rolcanlogin AND NOT r.rolsuper",
+        )
+      ).trim(),
+      'pg_read_all_data',
+    );
     // 2. The ssh key; the target is this container's sshd on a free port.
     const keyscan = /^ssh-keyscan backup\.example\.org /m;
     assert.match(targetBlock, keyscan, 'the README no longer runs ssh-keyscan backup.example.org');
@@ -315,7 +463,9 @@ describe('the daemon on a freshly booted Debian 13', () => {
       '-e',
       `s|^url = .*|url = rsync://target@127.0.0.1:${sshPort}/backups|`,
       '-e',
-      `s|^host = .*|host = 127.0.0.1:${influxRpc}|`,
+      `/^\\[influxdb\\]$/,/^\\[/s|^host = .*|host = 127.0.0.1:${influxRpc}|`,
+      '-e',
+      `/^\\[postgresql\\]$/,/^\\[/s|^port = .*|port = ${pgPort}|`,
       '-e',
       `s|^http_url = .*|http_url = http://127.0.0.1:${influxHttp}|`,
       '-e',
@@ -331,6 +481,13 @@ describe('the daemon on a freshly booted Debian 13', () => {
     assert.match(ini, /^stop_services = telegraf-standin$/m);
     assert.match(ini, /^databases = agama$/m);
     assert.match(ini, /^databases = telegraf$/m);
+    const pgSection = ini.split(/^\[postgresql\]$/m)[1]?.split(/^\[/m)[0] ?? '';
+    assert.match(pgSection, /^enabled = true$/m);
+    assert.match(pgSection, new RegExp(`^databases = ${PG_DB}$`, 'm'));
+    assert.match(pgSection, /^host = \/var\/run\/postgresql$/m);
+    assert.match(pgSection, new RegExp(`^port = ${pgPort}$`, 'm'));
+    assert.match(pgSection, /^user = *$/m);
+    assert.match(pgSection, /^admin_user = postgres$/m);
 
     // As the agent user first: what the configuration allows, independent of the switch from root.
     assert.match(checkBlock, /^backup-agent check\b/m);
@@ -340,12 +497,21 @@ describe('the daemon on a freshly booted Debian 13', () => {
     assert.match(check.stdout, /^\[ ok \] metrics file: /m);
     assert.match(
       check.stdout,
+      new RegExp(
+        `^\\[ ok \\] postgresql access: PostgreSQL answers at /var/run/postgresql:${pgPort} and role backup can read and lock every table of ${PG_DB}$`,
+        'm',
+      ),
+    );
+    assert.match(check.stdout, /^\[ ok \] programs: .*pg_dump/m);
+    assert.match(
+      check.stdout,
       /^\[ ok \] unit sandbox: backup-agent\.service lets the daemon write .*\/var\/lib\/prometheus\/node-exporter/m,
     );
     assert.match(checkBlock, /^backup-agent run --dry-run\b/m);
     const dry = await run(['runuser', '-u', 'backup', '--', 'backup-agent', 'run', '--dry-run'], [0, 1]);
     assert.equal(dry.exitCode, 0, `dry run failed:\n${dry.stdout}\n${dry.stderr}`);
     assert.match(dry.stdout, /full/);
+    assert.match(dry.stdout, /pg_dump/);
   });
 
   test('as root, as the README runs them: check and run --dry-run switch to the backup user', async () => {
@@ -406,7 +572,7 @@ describe('the daemon on a freshly booted Debian 13', () => {
   });
 
   test('systemctl enable --now: active (running), READY through Type=notify, STATUS shown', async () => {
-    assert.match(readmeConfigureBlocks()[3] ?? '', /^systemctl enable --now backup-agent$/m);
+    assert.match(readmeConfigureBlocks()[4] ?? '', /^systemctl enable --now backup-agent$/m);
     // Type=notify: the start job only completes on READY=1.
     await run(['systemctl', 'enable', '--now', 'backup-agent']);
     assert.equal((await run(['systemctl', 'is-enabled', UNIT])).stdout.trim(), 'enabled');
@@ -431,19 +597,24 @@ describe('the daemon on a freshly booted Debian 13', () => {
     const enabledAt = new Date(Date.now() - 5_000);
     const full = await waitForSuccessfulRun(enabledAt, 'full');
     console.log(`# full run by the daemon: ${full.sources.mysql?.lastSuccess?.startedAt} (${full.lastRun?.result})`);
+    assert.equal(full.sources.postgresql?.lastSuccess?.result, 'ok', JSON.stringify(full.sources.postgresql));
 
     await mysql(
       "INSERT INTO metrics SELECT seq, MD5(seq), seq * 3 FROM seq_50001_to_52000; UPDATE events SET what = 'changed' WHERE id <= 100;",
       MYSQL_DB,
     );
     await influxWrite(Array.from({ length: 500 }, (_, i) => `cpu,host=new value=${10_000 + i} ${1_764_100_000 + i}`));
+    await psql(
+      "UPDATE customers SET balance = balance + 1 WHERE id <= 100; INSERT INTO customers (name, balance) SELECT 'new ' || g, g FROM generate_series(1, 50) g; INSERT INTO orders SELECT g, 3000 + g % 50 + 1, g / 10.0, timestamptz '2026-02-01 00:00:00+00' + g * interval '1 second' FROM generate_series(5001, 5200) g;",
+      PG_DB,
+    );
     original = await fingerprint();
     const changedAt = new Date();
     const incremental = await waitForSuccessfulRun(changedAt, 'incremental');
     console.log(`# incremental run by the daemon: ${incremental.sources.mysql?.lastSuccess?.startedAt}`);
     await stopWhileIdle();
 
-    for (const source of ['mysql', 'influxdb']) {
+    for (const source of SOURCES) {
       const list = await run(['runuser', '-u', 'backup', '--', 'backup-agent', 'list', source]);
       console.log(list.stdout.trim().replace(/^/gm, `#   ${source}: `));
       assert.match(list.stdout, /full/);
@@ -477,15 +648,18 @@ describe('the daemon on a freshly booted Debian 13', () => {
       Math.floor(new Date(success.startedAt).getTime() / 1000),
     );
     assert.equal(Number(value('backup_agent_last_run_success{source="influxdb"}')), 1);
+    assert.equal(Number(value('backup_agent_last_run_success{source="postgresql"}')), 1);
     // node_exporter 1.9 labels the file with its path (1.5: its name).
     assert.match(metrics, /^node_textfile_mtime_seconds\{file="[^"]*backup_agent\.prom"\} \S+$/m);
     assert.equal(value('node_textfile_scrape_error'), '0');
   });
 
-  test('after the data is destroyed, restore mysql and restore influxdb bring it back equal', async () => {
+  test('after the data is destroyed, restore mysql, influxdb and postgresql bring it back equal', async () => {
     assert.ok(original, 'no fingerprint from the backup step');
+    const pgOriginal = (JSON.parse(original) as { postgresql: string }).postgresql;
     await mysql(`DROP DATABASE ${MYSQL_DB}`);
     await influxQuery(`DROP DATABASE ${INFLUX_DB}`, 'POST');
+    await psql(`DROP DATABASE ${PG_DB}`);
     assert.notEqual(await fingerprint().catch(() => 'gone'), original);
 
     const mysqlRestore = await run(['backup-agent', 'restore', 'mysql', '--yes']);
@@ -528,6 +702,22 @@ describe('the daemon on a freshly booted Debian 13', () => {
       'the stand-in was stopped during the restore',
     );
     assert.match(await journal(STANDIN), /Stopp/);
+
+    const pgRestore = await timed('restore', () => run(['backup-agent', 'restore', 'postgresql', '--yes'], [0, 1]));
+    console.log(
+      pgRestore.stdout
+        .trim()
+        .split('\n')
+        .slice(-6)
+        .map((line) => `#   ${line}`)
+        .join('\n'),
+    );
+    assert.equal(pgRestore.exitCode, 0, `${pgRestore.stdout}\n${pgRestore.stderr}`);
+    assert.equal(await timed('fingerprint', pgFingerprint), pgOriginal);
+    // Nothing of the restore's machinery stays behind: the login role and the work database.
+    assert.equal((await psql(`SELECT rolname FROM pg_roles WHERE rolname = '${SESSION_ROLE}'`)).trim(), '');
+    assert.equal((await psql("SELECT datname FROM pg_database WHERE datname LIKE 'restoring\\_%'")).trim(), '');
+    assert.notEqual((await psql('SELECT count(*) FROM big_orders', PG_DB)).trim(), '0', 'the view is back');
 
     assert.equal(await fingerprint(), original);
   });
