@@ -226,7 +226,10 @@ describe('the shipped alert rules in a real Prometheus, scraping a booted Debian
         '-e',
         `s|^url = .*|url = rsync://target@127.0.0.1:${sshPort}/backups|`,
         '-e',
-        `s|^host = .*|host = 127.0.0.1:${influxRpc}|`,
+        `/^\\[influxdb\\]$/,/^\\[/s|^host = .*|host = 127.0.0.1:${influxRpc}|`,
+        '-e',
+        // These alerts are about MariaDB and InfluxDB; the example's PostgreSQL section is switched off.
+        '/^\\[postgresql\\]$/,/^\\[/s|^enabled = .*|enabled = false|',
         '-e',
         `s|^http_url = .*|http_url = http://127.0.0.1:${influxHttp}|`,
         '-e',

@@ -97,22 +97,26 @@ function readBanner(port: number): Promise<boolean> {
 }
 
 // sshd runs each command through this instead of the login shell. A pull (--sender) and anything
-// else pass; an upload hangs while the flag file exists. The sleep ends with the session (stop());
-// its duration names the target, so a test can see its own stalled uploads.
+// else pass; an upload hangs while the flag file exists (see stallCommand); its timeout names the
+// target, so a test can see its own stalled uploads.
 function stallingWrapper(flag: string, port: number): string {
   return `#!/bin/sh
 if [ -e '${flag}' ]; then
   case "$SSH_ORIGINAL_COMMAND" in
     "rsync --server --sender"*) ;;
-    "rsync --server"*) exec sleep ${stallMarker(port)} ;;
+    "rsync --server"*) exec ${stallCommand(port)} >/dev/null ;;
   esac
 fi
 exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
 `;
 }
 
-function stallMarker(port: number): string {
-  return `600.${port}`;
+/**
+ * A stalled upload reads the client's data and never answers; it ends when the session does (its
+ * stdin closes), so a stall the agent gave up on does not linger into the next test.
+ */
+function stallCommand(port: number): string {
+  return `timeout 600.${port} cat`;
 }
 
 export async function startSshTarget(options: SshTargetOptions = {}): Promise<SshTarget> {
@@ -317,7 +321,7 @@ function makeHandle(parts: HandleParts): SshTarget {
   };
 
   const stalledUploads = async (): Promise<number> => {
-    const found = await execa('pgrep', ['-fx', `sleep ${stallMarker(port)}`], { reject: false });
+    const found = await execa('pgrep', ['-fx', stallCommand(port)], { reject: false });
     return found.stdout.split('\n').filter((line) => line.trim() !== '').length;
   };
   const vanish = (): Promise<void> => stopSshd(server, configPath);
