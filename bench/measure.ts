@@ -19,6 +19,11 @@ export interface RssPeaks {
   readonly selfKiB: number;
   /** Highest VmHWM seen per descendant command name (comm), KiB. */
   readonly descendantsKiB: Readonly<Record<string, number>>;
+  /**
+   * Peak of the sum of VmRSS over the process and all its descendants at one sample (every
+   * TREE_EVERY polls): the memory the whole tree held at once. Shared pages count once per process.
+   */
+  readonly treeKiB: number;
 }
 
 async function vmHwmKiB(pid: number): Promise<number | undefined> {
@@ -43,6 +48,12 @@ export async function descendantsOf(pid: number): Promise<number[]> {
   return [...direct, ...nested.flat()];
 }
 
+async function vmRssKiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  return match?.[1] === undefined ? 0 : Number(match[1]);
+}
+
 async function comm(pid: number): Promise<string> {
   return (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
 }
@@ -50,6 +61,7 @@ async function comm(pid: number): Promise<string> {
 /** Polls until `stop()`; call stop once the process has exited. */
 export function sampleRss(pid: number): { stop(): Promise<RssPeaks> } {
   let selfKiB = 0;
+  let treeKiB = 0;
   const descendants: Record<string, number> = {};
   let running = true;
   const loop = (async () => {
@@ -58,7 +70,11 @@ export function sampleRss(pid: number): { stop(): Promise<RssPeaks> } {
       if (tick % TREE_EVERY === 0) {
         // Read each time: a process started through setpriv bears setpriv's name until it execs.
         const own = await comm(pid);
-        for (const child of await descendantsOf(pid)) {
+        const tree = await descendantsOf(pid);
+        let sum = await vmRssKiB(pid);
+        for (const child of tree) sum += await vmRssKiB(child);
+        treeKiB = Math.max(treeKiB, sum);
+        for (const child of tree) {
           const [name, hwm] = [await comm(child), await vmHwmKiB(child)];
           // A child caught between fork and exec still bears its parent's name and counts its pages.
           if (name === '' || name === own || hwm === undefined) continue;
@@ -72,7 +88,7 @@ export function sampleRss(pid: number): { stop(): Promise<RssPeaks> } {
     async stop() {
       running = false;
       await loop;
-      return { selfKiB, descendantsKiB: descendants };
+      return { selfKiB, descendantsKiB: descendants, treeKiB };
     },
   };
 }
@@ -122,6 +138,14 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1
     ? (sorted[middle] ?? Number.NaN)
     : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+}
+
+/** The value below which `share` of the sorted values lie (nearest rank). */
+export function percentile(values: readonly number[], share: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil(share * sorted.length)));
+  return sorted[rank - 1] ?? Number.NaN;
 }
 
 export const MiB = 1024 * 1024;

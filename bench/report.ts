@@ -1,6 +1,6 @@
 // Turns the measured rounds into the printed tables. Figures only: nothing here passes or fails.
 import type { DatasetShape } from './dataset.js';
-import { median, mib, secs } from './measure.js';
+import { median, mib, percentile, secs } from './measure.js';
 import type { AgentResult, Kind, PlainResult } from './workflows.js';
 
 export interface Measured<T> {
@@ -10,6 +10,8 @@ export interface Measured<T> {
   readonly storedFiles: number;
   /** 1-minute load average when this run started: the machine is shared. */
   readonly load: string;
+  /** The live-database probe's latencies (ms) of the queries sent while this run ran. */
+  readonly probeMs: readonly number[];
 }
 
 export interface RoundResult {
@@ -18,9 +20,15 @@ export interface RoundResult {
   readonly order: 'plain first' | 'agent first';
   readonly plain: Measured<PlainResult>;
   readonly agent: Measured<AgentResult>;
+  /** The probe's latencies (ms) in the quiet window just before this pair of runs. */
+  readonly idleProbeMs: readonly number[];
 }
 
 export interface SizeResult {
+  /** e.g. "loopback" or "100 Mbit/s, 20 ms". */
+  readonly link: string;
+  /** "gpg" (symmetric, the default) or "none". */
+  readonly encryption: string;
   readonly shape: DatasetShape;
   readonly generateMs: number;
   /** Bytes of the plain full dump: the size the shape was aiming at. */
@@ -47,28 +55,44 @@ function ofKind(size: SizeResult, kind: Kind): RoundResult[] {
   return size.rounds.filter((round) => round.kind === kind);
 }
 
-function percent(ratio: number): string {
-  const value = (ratio - 1) * 100;
-  return `${value >= 0 ? '+' : ''}${value.toFixed(1)} %`;
-}
-
 function peakMiB(rounds: readonly RoundResult[]): number {
   return Math.max(...rounds.map((round) => round.agent.result.rss.selfKiB)) / 1024;
 }
 
-/** The headline: medians per size and kind, and the agent's peak RSS. */
+function treePeakMiB(rounds: readonly RoundResult[], side: 'plain' | 'agent'): number {
+  return (
+    Math.max(
+      ...rounds.map((round) =>
+        side === 'agent'
+          ? round.agent.result.rss.treeKiB
+          : Math.max(round.plain.result.dumpRss.treeKiB, round.plain.result.duplicityRss.treeKiB),
+      ),
+    ) / 1024
+  );
+}
+
+function ratioText(value: number): string {
+  return value.toFixed(2);
+}
+
+/** The headline: medians per link, size and kind, the ratios agent ÷ plain, bytes and memory. */
 export function formatSummary(sizes: readonly SizeResult[]): string {
   const rows: string[][] = [
     [
+      'encryption',
+      'link',
       'dump',
       'backup',
       'plain wall',
       'agent wall',
-      'agent overhead',
+      'agent/plain',
       '(per round)',
       'plain stored',
       'agent stored',
-      'agent peak RSS',
+      'stored a/p',
+      'agent RSS',
+      'agent tree',
+      'plain tree',
     ],
   ];
   for (const size of sizes) {
@@ -77,35 +101,108 @@ export function formatSummary(sizes: readonly SizeResult[]): string {
       const plain = median(rounds.map((r) => r.plain.result.wallMs));
       const agent = median(rounds.map((r) => r.agent.result.wallMs));
       const ratios = rounds.map((r) => r.agent.result.wallMs / r.plain.result.wallMs);
+      const [plainStored, agentStored] = [
+        median(rounds.map((r) => r.plain.stored)),
+        median(rounds.map((r) => r.agent.stored)),
+      ];
       rows.push([
+        size.encryption,
+        size.link,
         mib(size.dumpBytes, 0),
         kind,
         secs(plain),
         secs(agent),
-        percent(agent / plain),
-        `${percent(Math.min(...ratios))} .. ${percent(Math.max(...ratios))}`,
-        mib(median(rounds.map((r) => r.plain.stored)), 2),
-        mib(median(rounds.map((r) => r.agent.stored)), 2),
+        ratioText(agent / plain),
+        `${ratioText(Math.min(...ratios))} .. ${ratioText(Math.max(...ratios))}`,
+        mib(plainStored, 2),
+        mib(agentStored, 2),
+        (agentStored / plainStored).toFixed(3),
         `${peakMiB(rounds).toFixed(1)} MiB`,
+        `${treePeakMiB(rounds, 'agent').toFixed(1)} MiB`,
+        `${treePeakMiB(rounds, 'plain').toFixed(1)} MiB`,
       ]);
     }
   }
-  const lines = [table(rows, new Set([2, 3, 4, 6, 7, 8]))];
-  if (sizes.length >= 2) {
-    const small = sizes[0];
-    const large = sizes.at(-1);
-    if (small !== undefined && large !== undefined) {
-      const [a, b] = [peakMiB(small.rounds), peakMiB(large.rounds)];
-      lines.push(
-        `agent peak RSS, ${mib(small.dumpBytes, 0)} -> ${mib(large.dumpBytes, 0)} of dump ` +
-          `(x${(large.dumpBytes / small.dumpBytes).toFixed(1)}): ${a.toFixed(1)} -> ${b.toFixed(1)} MiB ` +
-          `(${b - a >= 0 ? '+' : ''}${(b - a).toFixed(1)} MiB)`,
-      );
-    }
-  } else {
+  const lines = [table(rows, new Set([4, 5, 6, 8, 9, 10, 11, 12, 13]))];
+  lines.push(
+    'agent/plain: ratio of the medians; (per round): the ratio of each interleaved pair. stored: bytes the backup',
+    'added on its target. agent RSS: VmHWM of the agent node process (max over rounds); agent tree: peak of the',
+    'summed VmRSS of node and all its children at one sample (100 ms); plain tree: the same for mysqldump and',
+    'for duplicity with its children (the larger; they run one after the other).',
+  );
+  const bySize = [...new Set(sizes.map((size) => size.dumpBytes))];
+  if (bySize.length < 2) {
     lines.push('(one size only: give two sizes, e.g. --sizes 50,500, to see whether the peak grows with the dump)');
   }
   return lines.join('\n');
+}
+
+function latencyPair(values: readonly number[]): string {
+  if (values.length === 0) return '-';
+  return `${percentile(values, 0.5).toFixed(1)} / ${percentile(values, 0.99).toFixed(1)}`;
+}
+
+/** The live-database probe: p50 / p99 latency idle, while plain ran and while the agent ran. */
+export function formatProbe(sizes: readonly SizeResult[], ratePerSecond: number): string {
+  const rows: string[][] = [
+    [
+      'encryption',
+      'link',
+      'dump',
+      'backup',
+      'idle p50/p99',
+      'plain p50/p99',
+      'agent p50/p99',
+      'agent p99 / plain p99',
+      'agent p99 / idle p99',
+      'queries idle/plain/agent',
+    ],
+  ];
+  for (const size of sizes) {
+    for (const kind of KINDS) {
+      const rounds = ofKind(size, kind);
+      const idle = rounds.flatMap((r) => r.idleProbeMs);
+      const plain = rounds.flatMap((r) => r.plain.probeMs);
+      const agent = rounds.flatMap((r) => r.agent.probeMs);
+      rows.push([
+        size.encryption,
+        size.link,
+        mib(size.dumpBytes, 0),
+        kind,
+        latencyPair(idle),
+        latencyPair(plain),
+        latencyPair(agent),
+        (percentile(agent, 0.99) / percentile(plain, 0.99)).toFixed(2),
+        (percentile(agent, 0.99) / percentile(idle, 0.99)).toFixed(2),
+        `${idle.length}/${plain.length}/${agent.length}`,
+      ]);
+    }
+  }
+  return [
+    `live-database probe (ms; alternating primary-key reads and single-row updates on probe.accounts, one`,
+    `connection, at most ${ratePerSecond}/s; pooled over the rounds):`,
+    table(rows, new Set([4, 5, 6, 7, 8, 9])),
+  ].join('\n');
+}
+
+/**
+ * The agent's fixed cost per run (ms): spawn to the dump's start, the dump's end to duplicity's start
+ * (hash, fsync, checks, manifest, whatever of the chain reading outlasts the dump, the listing), and
+ * duplicity's end to exit.
+ */
+export function fixedCost(result: AgentResult): {
+  beforeDumpMs: number;
+  dumpToUploadMs: number;
+  afterUploadMs: number;
+} {
+  const dump = result.commands.find((c) => c.label === 'mariadb-dump');
+  const upload = result.commands.findLast((c) => c.label === 'duplicity full' || c.label === 'duplicity incremental');
+  return {
+    beforeDumpMs: dump === undefined ? Number.NaN : dump.endMs - dump.durationMs,
+    dumpToUploadMs:
+      dump === undefined || upload === undefined ? Number.NaN : upload.endMs - upload.durationMs - dump.endMs,
+    afterUploadMs: upload === undefined ? Number.NaN : result.wallMs - upload.endMs,
+  };
 }
 
 function commandTotals(result: AgentResult): Map<string, number> {
@@ -120,7 +217,7 @@ function commandTotals(result: AgentResult): Map<string, number> {
 export function formatSize(size: SizeResult): string {
   const { shape } = size;
   const lines = [
-    `== ${shape.sizeMiB} MiB asked: full dump ${mib(size.dumpBytes)}; documents ${shape.documents.toLocaleString('en')} ` +
+    `== encryption ${size.encryption}, link ${size.link}, ${shape.sizeMiB} MiB asked: full dump ${mib(size.dumpBytes)}; documents ${shape.documents.toLocaleString('en')} ` +
       `rows, events ${shape.events.toLocaleString('en')} rows; generated in ${secs(size.generateMs)} ==`,
   ];
 
@@ -175,12 +272,24 @@ export function formatSize(size: SizeResult): string {
     ]);
   }
   breakdown.push([
-    'agent: between commands (hashing, checks, start-up)',
+    'agent: wall - sum of commands (< 0: they overlapped)',
     ...KINDS.map((k) =>
       cell(k, (r) => r.agent.result.wallMs - [...commandTotals(r.agent.result).values()].reduce((a, b) => a + b, 0)),
     ),
   ]);
   breakdown.push(['agent: total', ...KINDS.map((k) => cell(k, (r) => r.agent.result.wallMs))]);
+  breakdown.push([
+    'agent fixed cost: spawn -> mariadb-dump starts',
+    ...KINDS.map((k) => cell(k, (r) => fixedCost(r.agent.result).beforeDumpMs)),
+  ]);
+  breakdown.push([
+    'agent fixed cost: mariadb-dump ends -> duplicity starts',
+    ...KINDS.map((k) => cell(k, (r) => fixedCost(r.agent.result).dumpToUploadMs)),
+  ]);
+  breakdown.push([
+    'agent fixed cost: duplicity backup ends -> exit',
+    ...KINDS.map((k) => cell(k, (r) => fixedCost(r.agent.result).afterUploadMs)),
+  ]);
   lines.push(table(breakdown, new Set([1, 2])));
 
   const peaks = (self: (r: RoundResult) => number, children: (r: RoundResult) => Readonly<Record<string, number>>) => {
@@ -206,6 +315,9 @@ export function formatSize(size: SizeResult): string {
       (r) => r.plain.result.duplicityRss.selfKiB,
       (r) => r.plain.result.duplicityRss.descendantsKiB,
     )}`,
+    `  plain mysqldump:    ${(Math.max(...size.rounds.map((r) => r.plain.result.dumpRss.selfKiB)) / 1024).toFixed(1)} MiB`,
+    `  whole tree (summed VmRSS at one sample): agent ${(Math.max(...size.rounds.map((r) => r.agent.result.rss.treeKiB)) / 1024).toFixed(1)} MiB, ` +
+      `plain duplicity ${(Math.max(...size.rounds.map((r) => r.plain.result.duplicityRss.treeKiB)) / 1024).toFixed(1)} MiB`,
   );
   return lines.join('\n');
 }

@@ -13,6 +13,8 @@ import { type RssPeaks, sampleRss } from './measure.js';
 
 export type Kind = 'full' | 'incremental';
 
+const NO_RSS: RssPeaks = { selfKiB: 0, descendantsKiB: {}, treeKiB: 0 };
+
 interface Running {
   kill(signal: NodeJS.Signals): void;
   readonly done: Promise<unknown>;
@@ -46,6 +48,11 @@ export interface PlainSetup {
   readonly sshKey: string;
   readonly knownHosts: string;
   readonly database: string;
+  /**
+   * Symmetric gpg, duplicity's default: the passphrase goes in PASSPHRASE, as the lab's cron script
+   * exports it, and gpg's home is GNUPGHOME (the lab's ~/.gnupg). Absent: --no-encryption.
+   */
+  readonly encryption?: { readonly passphrase: string; readonly gnupgHome: string };
 }
 
 export interface PlainResult {
@@ -53,8 +60,10 @@ export interface PlainResult {
   readonly dumpMs: number;
   readonly duplicityMs: number;
   readonly dumpBytes: number;
-  /** Peak RSS of duplicity itself and of its children (rsync, ssh). */
+  /** Peak RSS of duplicity itself and of its children (rsync, ssh, gpg). */
   readonly duplicityRss: RssPeaks;
+  /** Peak RSS of mysqldump. */
+  readonly dumpRss: RssPeaks;
 }
 
 export function plainCommands(setup: PlainSetup, kind: Kind): { dump: string[]; duplicity: string[] } {
@@ -64,7 +73,7 @@ export function plainCommands(setup: PlainSetup, kind: Kind): { dump: string[]; 
     duplicity: [
       'duplicity',
       kind,
-      '--no-encryption',
+      ...(setup.encryption === undefined ? ['--no-encryption'] : []),
       // The lab relies on ~/.cache/duplicity; /var/backups is not writable by backup, so name one.
       '--archive-dir',
       setup.archiveDir,
@@ -79,7 +88,7 @@ export function plainCommands(setup: PlainSetup, kind: Kind): { dump: string[]; 
 }
 
 /** Like the shell's `argv > file`: the child gets the file's descriptor, nothing passes through node. */
-async function runToFile(argv: readonly string[], file: string): Promise<void> {
+async function runToFile(argv: readonly string[], file: string): Promise<RssPeaks> {
   const { uid, gid } = await backupUser();
   const handle = await open(file, 'w', 0o600);
   try {
@@ -88,6 +97,7 @@ async function runToFile(argv: readonly string[], file: string): Promise<void> {
       stdio: ['ignore', handle.fd, 'pipe'],
       env: { ...process.env, ...BACKUP_ENV },
     });
+    const sampler = child.pid === undefined ? undefined : sampleRss(child.pid);
     let stderr = '';
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
     const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
@@ -95,7 +105,9 @@ async function runToFile(argv: readonly string[], file: string): Promise<void> {
       child.once('close', (code, signal) => resolve({ code, signal }));
     });
     const { code, signal } = await track((sig) => child.kill(sig), exit);
+    const rss = (await sampler?.stop()) ?? NO_RSS;
     if (code !== 0) throw new Error(`${argv.join(' ')} failed (exit ${code ?? signal}):\n${stderr}`);
+    return rss;
   } finally {
     await handle.close();
   }
@@ -105,17 +117,20 @@ export async function runPlain(setup: PlainSetup, kind: Kind): Promise<PlainResu
   const commands = plainCommands(setup, kind);
   const dumpFile = join(setup.stagingDir, `${setup.database}.sql`);
   const started = performance.now();
-  await runToFile(commands.dump, dumpFile);
+  const dumpRss = await runToFile(commands.dump, dumpFile);
   const dumped = performance.now();
   const child = execa('setpriv', await asBackupUser(commands.duplicity), {
     stdin: 'ignore',
-    env: BACKUP_ENV,
+    env:
+      setup.encryption === undefined
+        ? BACKUP_ENV
+        : { ...BACKUP_ENV, PASSPHRASE: setup.encryption.passphrase, GNUPGHOME: setup.encryption.gnupgHome },
     reject: false,
   });
   const sampler = child.pid === undefined ? undefined : sampleRss(child.pid);
   const result = await track((signal) => child.kill(signal), child);
   const ended = performance.now();
-  const duplicityRss = (await sampler?.stop()) ?? { selfKiB: 0, descendantsKiB: {} };
+  const duplicityRss = (await sampler?.stop()) ?? NO_RSS;
   if (result.exitCode !== 0) {
     throw new Error(
       `plain duplicity ${kind} failed (exit ${result.exitCode ?? result.signal}):\n${result.stderr}\n${result.stdout}`,
@@ -127,6 +142,7 @@ export async function runPlain(setup: PlainSetup, kind: Kind): Promise<PlainResu
     duplicityMs: ended - dumped,
     dumpBytes: (await stat(dumpFile)).size,
     duplicityRss,
+    dumpRss,
   };
 }
 
@@ -135,6 +151,8 @@ export interface AgentCommand {
   readonly label: string;
   readonly argv: readonly string[];
   readonly durationMs: number;
+  /** When the agent logged it as finished, ms after node was spawned (ms resolution of the log's time). */
+  readonly endMs: number;
 }
 
 export interface AgentResult {
@@ -158,8 +176,21 @@ function commandLabel(argv: readonly string[]): string {
   return program;
 }
 
+/** How node starts the agent: the flags before the entry point, as its #! line or the harness gives them. */
+export interface AgentLaunch {
+  /** Default: [NODE_FLAG] of package.json, what the .deb's #! line carries. */
+  readonly nodeArgs?: readonly string[];
+  /** Default: this node (process.execPath). The .deb's #! line names /usr/bin/node. */
+  readonly node?: string;
+}
+
 /** `run --full`, or a plain `run` that the agent itself decides is incremental (it is checked). */
-export async function runAgent(agentMain: string, configFile: string, kind: Kind): Promise<AgentResult> {
+export async function runAgent(
+  agentMain: string,
+  configFile: string,
+  kind: Kind,
+  launch: AgentLaunch = {},
+): Promise<AgentResult> {
   const startedAt = Date.now();
   const started = performance.now();
   // As the backup user, as the daemon runs under systemd's User=backup. Started as root, `run` would
@@ -167,8 +198,8 @@ export async function runAgent(agentMain: string, configFile: string, kind: Kind
   const child = execa(
     'setpriv',
     await asBackupUser([
-      process.execPath,
-      NODE_FLAG,
+      launch.node ?? process.execPath,
+      ...(launch.nodeArgs ?? [NODE_FLAG]),
       agentMain,
       '--config',
       configFile,
@@ -181,14 +212,19 @@ export async function runAgent(agentMain: string, configFile: string, kind: Kind
   const sampler = child.pid === undefined ? undefined : sampleRss(child.pid);
   const result = await track((signal) => child.kill(signal), child);
   const wallMs = performance.now() - started;
-  const rss = (await sampler?.stop()) ?? { selfKiB: 0, descendantsKiB: {} };
+  const rss = (await sampler?.stop()) ?? NO_RSS;
   const logs = parseLogs(result.stdout);
   const commands: AgentCommand[] = [];
   for (const line of logs) {
     const argv = line['argv'];
     const durationMs = line['durationMs'];
     if (!Array.isArray(argv) || typeof durationMs !== 'number') continue;
-    commands.push({ label: commandLabel(argv as string[]), argv: argv as string[], durationMs });
+    commands.push({
+      label: commandLabel(argv as string[]),
+      argv: argv as string[],
+      durationMs,
+      endMs: Date.parse(String(line['time'])) - startedAt,
+    });
   }
   const first = logs[0];
   return {

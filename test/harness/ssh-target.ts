@@ -52,7 +52,8 @@ async function tail(path: string, bytes = 4000): Promise<string> {
   return text.slice(-bytes);
 }
 
-function sshdConfig(dir: string, port: number, forceCommand: string | null): string {
+/** The test sshd's configuration: key login as root only, on 127.0.0.1 (of its network namespace). */
+export function sshdConfig(dir: string, port: number, forceCommand: string | null): string {
   return `${forceCommand === null ? '' : `ForceCommand ${forceCommand}\n`}Port ${port}
 ListenAddress 127.0.0.1
 HostKey ${join(dir, 'ssh_host_ed25519_key')}
