@@ -11,7 +11,6 @@
 // as `backup` through setpriv, like the lab's cron job. Everything it starts (mariadbd, sshds, the
 // namespace and its veth, the relay, the probe's client, ssh masters, gpg-agents) is stopped and its
 // temp dir removed at the end, also on failure and on SIGINT/SIGTERM.
-import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { cpus, hostname, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -24,7 +23,7 @@ import { asBackupUser, chownToBackup, makeTempDir, removeDir } from '../test/har
 import { cleanUpOnSignals, cleanup, log, onCleanup } from './cleanup.js';
 import { DATABASE, applyChange, checksum, generate, revertChange, shapeFor } from './dataset.js';
 import { type Artefact, distAgent, shippedAgent } from './artefact.js';
-import { MiB, addedBytes, listTree, loadAverage, median } from './measure.js';
+import { MiB, addedBytes, firstLine, listTree, loadAverage, median } from './measure.js';
 import { type ShapedTarget, startShapedTarget } from './netns-link.js';
 import { type Probe, startProbe } from './probe.js';
 import {
@@ -175,18 +174,6 @@ interface Bench {
   configure(setting: Setting): Promise<void>;
 }
 
-function firstLine(file: string, args: readonly string[]): string {
-  try {
-    return (
-      execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-        .trim()
-        .split('\n')[0] ?? '?'
-    );
-  } catch {
-    return `${file}: ?`;
-  }
-}
-
 async function sourcesNewerThan(dir: string, than: number): Promise<string[]> {
   const found: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
@@ -207,9 +194,11 @@ async function header(
   linkNotes: readonly string[],
 ): Promise<string> {
   const built = await stat(join(REPO, 'dist', 'main.js'));
-  const head = firstLine('git', ['-C', REPO, 'log', '-1', '--format=%h %s']);
+  const head = await firstLine('git', ['-C', REPO, 'log', '-1', '--format=%h %s']);
   const dirty =
-    firstLine('git', ['-C', REPO, 'status', '--porcelain', '--', 'src']) === '' ? 'clean' : 'uncommitted changes';
+    (await firstLine('git', ['-C', REPO, 'status', '--porcelain', '--', 'src'])) === ''
+      ? 'clean'
+      : 'uncommitted changes';
   const newer = await sourcesNewerThan(join(REPO, 'src'), built.mtimeMs);
   const cpu = cpus();
   const debian = (await readFile('/etc/debian_version', 'utf8').catch(() => '?')).trim();
@@ -218,7 +207,7 @@ async function header(
     `date: ${new Date().toISOString()}`,
     `machine: ${hostname()}, ${cpu.length} x ${cpu[0]?.model ?? '?'}, ${(totalmem() / 1024 ** 3).toFixed(1)} GiB RAM, ` +
       `Debian ${debian}, kernel ${release()}`,
-    `tools: node ${process.version}; ${firstLine('duplicity', ['--version'])}; ${firstLine('mariadb-dump', ['--version'])}; ` +
+    `tools: node ${process.version}; ${await firstLine('duplicity', ['--version'])}; ${await firstLine('mariadb-dump', ['--version'])}; ` +
       `server ${await mariadb.sql('SELECT VERSION()')}`,
     `agent: HEAD ${head}, src/ ${dirty}; runs ${agent.description}`,
     `temp: ${root} (${(freeBytes / 1024 ** 3).toFixed(0)} GiB free at start)`,

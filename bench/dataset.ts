@@ -38,7 +38,8 @@ export function shapeFor(sizeMiB: number): DatasetShape {
   };
 }
 
-const PHRASES = [
+/** Recurring phrases in the generated text, so that it compresses like real documents do. */
+export const PHRASES = [
   'the quarterly report was filed with the regional office and approved without further comment',
   'customer requested a callback regarding the delivery schedule of the outstanding items',
   'invoice corrected after review: the discount had been applied twice to the same order line',

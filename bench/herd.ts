@@ -34,7 +34,7 @@ import { type SshTarget, startSshTarget } from '../test/harness/ssh-target.js';
 import { removeDir } from '../test/harness/temp-dir.js';
 import { cleanUpOnSignals, cleanup, log, onCleanup } from './cleanup.js';
 import { closeSshMasters } from './workflows.js';
-import { childrenOf, descendantsOf, loadAverage, median, mib, secs } from './measure.js';
+import { childrenOf, descendantsOf, firstLine, loadAverage, median, mib, secs } from './measure.js';
 import { table } from './report.js';
 import { exitWithUsage, positiveInt } from './options.js';
 
@@ -531,11 +531,6 @@ function formatAgents(scenario: Scenario): string {
     `== ${scenario.label}: every agent (start = from the slot to the run's start; load ${scenario.load.start} -> ${scenario.load.end}) ==`,
     table(rows, new Set([1, 2, 3, 6, 7])),
   ].join('\n');
-}
-
-async function firstLine(file: string, args: readonly string[]): Promise<string> {
-  const result = await execa(file, args, { reject: false, stdin: 'ignore', all: true });
-  return result.all.trim().split('\n')[0] ?? `${file}: ?`;
 }
 
 async function header(options: Options, services: Services, root: string): Promise<string> {

@@ -9,6 +9,7 @@
 // one process, so the last value read before it exits is its peak (up to POLL_MS before the exit).
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { execa } from 'execa';
 
 const POLL_MS = 20;
 /** Walking the process tree costs more than reading one status file, and children live longer. */
@@ -156,4 +157,10 @@ export function mib(bytes: number, digits = 1): string {
 
 export function secs(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** The first line a tool prints (stdout or stderr: `ssh -V` uses stderr), for a benchmark's header. */
+export async function firstLine(file: string, args: readonly string[]): Promise<string> {
+  const result = await execa(file, args, { reject: false, stdin: 'ignore', all: true });
+  return result.all.trim().split('\n')[0] ?? `${file}: ?`;
 }

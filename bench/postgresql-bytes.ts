@@ -9,8 +9,7 @@
 // Runs as root; the agent and the plain workflows run as `backup` through setpriv, as the daemon
 // and a cron job would. Everything it starts (postgres, sshd, ssh masters) is stopped and its temp
 // dir removed at the end, also on failure and on SIGINT/SIGTERM.
-import { execFileSync, spawn } from 'node:child_process';
-import { copyFile, cp, mkdir, mkdtemp, open, readdir, rm, stat, symlink } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { cpus, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,12 +17,12 @@ import { execa } from 'execa';
 import { type LogLine, makeAgentHost } from '../test/harness/agent.js';
 import { type Postgres, startPostgres } from '../test/harness/postgres.js';
 import { startSshTarget } from '../test/harness/ssh-target.js';
-import { asBackupUser, backupUser, chownToBackup, makeTempDir, removeDir } from '../test/harness/temp-dir.js';
+import { asBackupUser, chownToBackup, makeTempDir, removeDir } from '../test/harness/temp-dir.js';
 import { cleanUpOnSignals, cleanup, log, onCleanup } from './cleanup.js';
-import { type DatasetShape, shapeFor } from './dataset.js';
-import { addedBytes, listTree, loadAverage, mib, secs } from './measure.js';
+import { type DatasetShape, PHRASES, shapeFor } from './dataset.js';
+import { addedBytes, firstLine, listTree, loadAverage, mib, secs } from './measure.js';
 import { exitWithUsage, positiveInt } from './options.js';
-import { type Kind, closeSshMasters, runAgent, stopRunningChildren } from './workflows.js';
+import { BACKUP_ENV, type Kind, closeSshMasters, runAgent, runToFile, stopRunningChildren } from './workflows.js';
 
 const REPO = resolve(new URL('..', import.meta.url).pathname);
 const USAGE = 'usage: node --import tsx bench/postgresql-bytes.ts [--sizes 50,200] [--tmp /var/tmp]';
@@ -31,7 +30,6 @@ const DATABASE = 'bench';
 /** Rows whose id % 100 equals this are the 1 % the change updates, spread over the key range. */
 const CHANGED_REMAINDER = 42;
 /** What cron gives the backup user (its passwd home is /var/backups). */
-const BACKUP_ENV = { HOME: '/var/backups', USER: 'backup', LOGNAME: 'backup' } as const;
 
 type Side = 'agent' | 'plain -Fc' | 'plain SQL';
 const SIDES: readonly Side[] = ['agent', 'plain -Fc', 'plain SQL'];
@@ -51,16 +49,6 @@ interface SizeResult {
 
 // ---------------------------------------------------------------- the data
 
-const PHRASES = [
-  'the quarterly report was filed with the regional office and approved without further comment',
-  'customer requested a callback regarding the delivery schedule of the outstanding items',
-  'invoice corrected after review: the discount had been applied twice to the same order line',
-  'meeting notes: agreed to postpone the migration until the new storage array is in place',
-  'the sensor on the third floor reported values outside the expected range during the night',
-  'contract renewed for another year with the same terms and an updated contact person',
-  'support ticket closed: the user confirmed that the password reset link works again',
-  'warehouse inventory counted twice; the difference is explained by the late returns',
-];
 const PHRASE_ARRAY = `ARRAY[${PHRASES.map((phrase) => `'${phrase}'`).join(', ')}]`;
 
 /** A 1,700-character body: recurring phrases and sha512 digests, a function of the id only. */
@@ -150,34 +138,12 @@ function duplicityArgv(plain: Plain, kind: Kind, sshKey: string, knownHosts: str
   ];
 }
 
-/** Like the shell's `argv > file` as the backup user: the child gets the file's descriptor. */
-async function dumpToFile(argv: readonly string[], file: string): Promise<void> {
-  const { uid, gid } = await backupUser();
-  const handle = await open(file, 'w', 0o600);
-  try {
-    await handle.chown(uid, gid);
-    const child = spawn('setpriv', await asBackupUser(argv), {
-      stdio: ['ignore', handle.fd, 'pipe'],
-      env: { ...process.env, ...BACKUP_ENV },
-    });
-    let stderr = '';
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
-    const code = await new Promise<number | null>((done, fail) => {
-      child.once('error', fail);
-      child.once('close', done);
-    });
-    if (code !== 0) throw new Error(`${argv.join(' ')} failed (exit ${String(code)}):\n${stderr}`);
-  } finally {
-    await handle.close();
-  }
-}
-
 async function runPlainSide(pg: Postgres, plain: Plain, kind: Kind, sshKey: string, knownHosts: string): Promise<Run> {
   await execa('sync', [], { stdin: 'ignore' });
   const before = await listTree(plain.targetDir);
   const file = join(plain.stagingDir, plain.side === 'plain -Fc' ? `${DATABASE}.dump` : `${DATABASE}.sql`);
   const started = performance.now();
-  await dumpToFile(dumpArgv(pg, plain.side), file);
+  await runToFile(dumpArgv(pg, plain.side), file);
   const result = await execa('setpriv', await asBackupUser(duplicityArgv(plain, kind, sshKey, knownHosts)), {
     stdin: 'ignore',
     env: BACKUP_ENV,
@@ -234,18 +200,6 @@ async function snapshotAgent(root: string): Promise<string> {
 
 async function emptyDirectory(dir: string): Promise<void> {
   for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
-}
-
-function firstLine(file: string, args: readonly string[]): string {
-  try {
-    return (
-      execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-        .trim()
-        .split('\n')[0] ?? '?'
-    );
-  } catch {
-    return `${file}: ?`;
-  }
 }
 
 function parseOptions(): { sizes: number[]; tmp: string } {
@@ -343,7 +297,7 @@ async function main(): Promise<void> {
     [
       'PostgreSQL bytes on the target: backup-agent vs plain pg_dump + duplicity',
       `date: ${new Date().toISOString()}; machine: ${hostname()}, ${cpus().length} cores; load ${await loadAverage()}`,
-      `tools: node ${process.version}; ${firstLine('duplicity', ['--version'])}; ${firstLine('pg_dump', ['--version'])}; server ${await pg.sql('SHOW server_version')}`,
+      `tools: node ${process.version}; ${await firstLine('duplicity', ['--version'])}; ${await firstLine('pg_dump', ['--version'])}; server ${await pg.sql('SHOW server_version')}`,
       'encryption: none on every side (plain: --no-encryption; agent: target.encryption = none); one sshd, one target dir per side.',
       'agent:     run --full, then run (incremental): pg_dump --format=custom --compress=0 --create + globals.sql, duplicity',
       `plain -Fc: ${dumpArgv(pg, 'plain -Fc').join(' ')} > staging/${DATABASE}.dump; duplicity full|incremental`,

@@ -36,7 +36,7 @@ export async function stopRunningChildren(): Promise<void> {
 }
 
 /** What cron gives the backup user (its passwd home is /var/backups). */
-const BACKUP_ENV = { HOME: '/var/backups', USER: 'backup', LOGNAME: 'backup' } as const;
+export const BACKUP_ENV = { HOME: '/var/backups', USER: 'backup', LOGNAME: 'backup' } as const;
 
 export interface PlainSetup {
   readonly myCnf: string;
@@ -88,7 +88,7 @@ export function plainCommands(setup: PlainSetup, kind: Kind): { dump: string[]; 
 }
 
 /** Like the shell's `argv > file`: the child gets the file's descriptor, nothing passes through node. */
-async function runToFile(argv: readonly string[], file: string): Promise<RssPeaks> {
+export async function runToFile(argv: readonly string[], file: string): Promise<RssPeaks> {
   const { uid, gid } = await backupUser();
   const handle = await open(file, 'w', 0o600);
   try {
