@@ -20,7 +20,7 @@ import { PASSPHRASE, makeAgentHost } from '../test/harness/agent.js';
 import { type MariaDb, startMariaDb } from '../test/harness/mariadb.js';
 import { startSshTarget } from '../test/harness/ssh-target.js';
 import { asBackupUser, chownToBackup, makeTempDir, removeDir } from '../test/harness/temp-dir.js';
-import { cleanUpOnSignals, cleanup, log, onCleanup } from './cleanup.js';
+import { log, onCleanup, runBenchmark, startBoth } from './cleanup.js';
 import { DATABASE, applyChange, checksum, generate, revertChange, shapeFor } from './dataset.js';
 import { type Artefact, distAgent, shippedAgent } from './artefact.js';
 import { MiB, addedBytes, firstLine, listTree, loadAverage, median } from './measure.js';
@@ -132,8 +132,6 @@ function parseOptions(): Options {
     json: values.json === undefined ? undefined : resolve(values.json),
   };
 }
-
-cleanUpOnSignals();
 
 // ---------------------------------------------------------------- set-up
 
@@ -424,13 +422,7 @@ async function main(options: Options): Promise<void> {
   log(`agent: ${agent.description}`);
 
   log('starting MariaDB and sshd');
-  const [mariadbStarted, targetStarted] = await Promise.allSettled([startMariaDb(), startSshTarget()]);
-  if (mariadbStarted.status === 'fulfilled') onCleanup(() => mariadbStarted.value.stop());
-  if (targetStarted.status === 'fulfilled') onCleanup(() => targetStarted.value.stop());
-  if (mariadbStarted.status === 'rejected') throw mariadbStarted.reason;
-  if (targetStarted.status === 'rejected') throw targetStarted.reason;
-  const mariadb = mariadbStarted.value;
-  const target = targetStarted.value;
+  const [mariadb, target] = await startBoth(startMariaDb(), startSshTarget());
 
   const links: Link[] = [];
   const linkNotes: string[] = [];
@@ -587,14 +579,4 @@ async function main(options: Options): Promise<void> {
 }
 
 const options = parseOptions();
-try {
-  await main(options);
-} catch (error) {
-  process.stderr.write(
-    `\nBENCHMARK FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-  );
-  process.exitCode = 1;
-} finally {
-  log('cleaning up');
-  await cleanup();
-}
+await runBenchmark(() => main(options));

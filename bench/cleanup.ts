@@ -34,3 +34,39 @@ export function cleanUpOnSignals(): void {
 export function log(message: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 }
+
+/**
+ * A benchmark's whole life: `main`, then the cleanup on every way out (the end, a failure, SIGINT,
+ * SIGTERM); a failure is printed with its stack and makes the exit code 1.
+ */
+export async function runBenchmark(main: () => Promise<void>): Promise<void> {
+  cleanUpOnSignals();
+  try {
+    await main();
+  } catch (error) {
+    process.stderr.write(
+      `\nBENCHMARK FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exitCode = 1;
+  } finally {
+    log('cleaning up');
+    await cleanup();
+  }
+}
+
+/** Starts two servers side by side; the one that started is stopped at cleanup even when the other failed. */
+export async function startBoth<A extends Stoppable, B extends Stoppable>(
+  first: Promise<A>,
+  second: Promise<B>,
+): Promise<[A, B]> {
+  const [a, b] = await Promise.allSettled([first, second]);
+  if (a.status === 'fulfilled') onCleanup(() => a.value.stop());
+  if (b.status === 'fulfilled') onCleanup(() => b.value.stop());
+  if (a.status === 'rejected') throw a.reason;
+  if (b.status === 'rejected') throw b.reason;
+  return [a.value, b.value];
+}
+
+interface Stoppable {
+  stop(): Promise<unknown>;
+}

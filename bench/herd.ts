@@ -32,7 +32,7 @@ import {
 import { type MariaDb, seedDatabase, startMariaDb } from '../test/harness/mariadb.js';
 import { type SshTarget, startSshTarget } from '../test/harness/ssh-target.js';
 import { removeDir } from '../test/harness/temp-dir.js';
-import { cleanUpOnSignals, cleanup, log, onCleanup } from './cleanup.js';
+import { log, onCleanup, runBenchmark } from './cleanup.js';
 import { closeSshMasters } from './workflows.js';
 import { childrenOf, descendantsOf, firstLine, loadAverage, median, mib, secs } from './measure.js';
 import { table } from './report.js';
@@ -622,16 +622,5 @@ async function main(options: Options): Promise<void> {
   );
 }
 
-cleanUpOnSignals();
 const options = parseOptions();
-try {
-  await main(options);
-} catch (error) {
-  process.stderr.write(
-    `\nBENCHMARK FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-  );
-  process.exitCode = 1;
-} finally {
-  log('cleaning up');
-  await cleanup();
-}
+await runBenchmark(() => main(options));

@@ -18,7 +18,7 @@ import { type LogLine, makeAgentHost } from '../test/harness/agent.js';
 import { type Postgres, startPostgres } from '../test/harness/postgres.js';
 import { startSshTarget } from '../test/harness/ssh-target.js';
 import { asBackupUser, chownToBackup, makeTempDir, removeDir } from '../test/harness/temp-dir.js';
-import { cleanUpOnSignals, cleanup, log, onCleanup } from './cleanup.js';
+import { log, onCleanup, runBenchmark, startBoth } from './cleanup.js';
 import { type DatasetShape, PHRASES, shapeFor } from './dataset.js';
 import { addedBytes, firstLine, listTree, loadAverage, mib, secs } from './measure.js';
 import { exitWithUsage, positiveInt } from './options.js';
@@ -250,13 +250,7 @@ async function main(): Promise<void> {
   const agentMain = await snapshotAgent(root);
 
   log('starting PostgreSQL and sshd');
-  const [pgStarted, targetStarted] = await Promise.allSettled([startPostgres(), startSshTarget()]);
-  if (pgStarted.status === 'fulfilled') onCleanup(() => pgStarted.value.stop());
-  if (targetStarted.status === 'fulfilled') onCleanup(() => targetStarted.value.stop());
-  if (pgStarted.status === 'rejected') throw pgStarted.reason;
-  if (targetStarted.status === 'rejected') throw targetStarted.reason;
-  const pg = pgStarted.value;
-  const target = targetStarted.value;
+  const [pg, target] = await startBoth(startPostgres(), startSshTarget());
 
   const host = await makeAgentHost({ postgres: pg, target });
   onCleanup(() => host.remove());
@@ -355,15 +349,4 @@ async function main(): Promise<void> {
   process.stdout.write(`${table(results)}\n\nload average at end: ${await loadAverage()}\n`);
 }
 
-cleanUpOnSignals();
-try {
-  await main();
-} catch (error) {
-  process.stderr.write(
-    `\nBENCHMARK FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-  );
-  process.exitCode = 1;
-} finally {
-  log('cleaning up');
-  await cleanup();
-}
+await runBenchmark(main);
