@@ -205,13 +205,13 @@ function makeHandle(dir: string, rpcAddress: string, httpUrl: string, server: Re
   const fingerprint = async (db: string): Promise<string> => {
     // `influxd restore` returns before the server re-enables the restored shard,
     // so the first query right after a restore can fail with "shard is disabled"
-    // (seen in about half of the runs, settled within ~50 ms).
+    // (seen in about half of the runs, settled within ~50 ms) or, rarely, "engine is closed".
     const deadline = Date.now() + 10_000;
     for (;;) {
       try {
         return await fingerprintOnce(db);
       } catch (err) {
-        const transient = err instanceof Error && err.message.includes('shard is disabled');
+        const transient = err instanceof Error && /shard is disabled|engine is closed/.test(err.message);
         if (!transient || Date.now() > deadline) throw err;
         await sleep(50);
       }

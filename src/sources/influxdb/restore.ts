@@ -13,11 +13,13 @@ import { InfluxHttp } from './http.js';
 import type { InfluxdbSection } from './keys.js';
 import { checkPortableBackup } from './source.js';
 
+// How long measurementCounts waits for the restored shards to open.
+const SHARD_SETTLE_MS = 30_000;
+const TRANSIENT_AFTER_RESTORE = /shard is disabled|engine is closed/;
+
 // influxd's answer when the database already exists; the lab this agent replaces calls it harmless
 // because it also shows up after a successful restore on some versions. It is accepted only when
 // the database is then really there with data.
-const SHARD_SETTLE_MS = 30_000;
-
 const METADATA_NOT_CHANGED = /DB metadata not changed\. database may already exist/;
 
 export class InfluxAdmin {
@@ -80,7 +82,8 @@ export class InfluxAdmin {
 
   /**
    * Measurements and their point counts. influxd restore returns before the server re-enables the
-   * restored shards, so queries right after it may answer "shard is disabled" for a moment.
+   * restored shards, so queries right after it may answer "shard is disabled" or "engine is closed"
+   * for a moment (the second seen in CI, 2026-12-01, on the runbook's restore).
    */
   async measurementCounts(database: string): Promise<ObjectCount[]> {
     const deadline = Date.now() + SHARD_SETTLE_MS;
@@ -88,7 +91,7 @@ export class InfluxAdmin {
       try {
         return await this.countOnce(database);
       } catch (error) {
-        if (!/shard is disabled/.test(errorMessage(error)) || Date.now() > deadline) throw error;
+        if (!TRANSIENT_AFTER_RESTORE.test(errorMessage(error)) || Date.now() > deadline) throw error;
         await sleep(200);
       }
     }
