@@ -112,6 +112,7 @@ export function duplicitySettings(context: AgentContext, source: SourceKind): Du
     encryption: encryption(context.config),
     signKey: target.sign_key === '' ? null : target.sign_key,
     volumeSizeMb: target.volume_size,
+    fullCompressLevel: target.full_compress_level,
     tempDir: scratchDirectory(context.config),
   };
 }

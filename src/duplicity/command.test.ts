@@ -11,6 +11,7 @@ import {
   duplicityEnvironment,
   removeAllButNFullCommand,
   restoreCommand,
+  S2K_COUNT,
 } from './command.js';
 import { parseDuplicityVersion } from './version.js';
 
@@ -26,6 +27,7 @@ function settings(versionText: string, overrides: Partial<DuplicitySettings> = {
     encryption: { mode: 'symmetric' },
     signKey: null,
     volumeSizeMb: 200,
+    fullCompressLevel: 4,
     tempDir: '/var/cache/backup-agent/tmp',
     sshKey: '/etc/backup-agent/id_ed25519',
     knownHosts: '/etc/backup-agent/known_hosts',
@@ -109,5 +111,34 @@ test('sign_key: uploads sign and restores check; operations that read no volume 
     for (const argv of [backupCommand(unsigned, 'full', '/s'), restoreCommand(unsigned, 'now', '/r')]) {
       assert.ok(!argv.includes('--sign-key'), argv.join(' '));
     }
+  }
+});
+
+test('gpg options: a full sets its compression level, every upload the S2K count, in one --gpg-options', () => {
+  const gpgOptions = (argv: readonly string[]): string[] =>
+    argv.filter((arg) => arg.startsWith('--gpg-options')).map((arg) => arg.slice('--gpg-options='.length));
+  for (const version of ['duplicity 0.8.22', 'duplicity 3.0.4']) {
+    const symmetric = settings(version, { fullCompressLevel: 1 });
+    assert.deepEqual(gpgOptions(backupCommand(symmetric, 'full', '/s')), [
+      `--compress-level=1 --s2k-count=${S2K_COUNT}`,
+    ]);
+    // An incremental keeps gpg's default level: its bytes stay as small as the plain workflow's.
+    assert.deepEqual(gpgOptions(backupCommand(symmetric, 'incremental', '/s')), [`--s2k-count=${S2K_COUNT}`]);
+    // Decryption reads both from the volume: nothing to set for a restore or a listing.
+    for (const argv of [
+      restoreCommand(symmetric, 'now', '/r'),
+      collectionStatusCommand(symmetric),
+      cleanupCommand(symmetric),
+    ])
+      assert.deepEqual(gpgOptions(argv), [], argv.join(' '));
+
+    const pubkey = settings(version, { encryption: { mode: 'pubkey', key: 'FEDCBA9876543210' } });
+    // No passphrase, no S2K; the trust decision and the level share the one option.
+    assert.deepEqual(gpgOptions(backupCommand(pubkey, 'full', '/s')), ['--trust-model=always --compress-level=4']);
+    assert.deepEqual(gpgOptions(backupCommand(pubkey, 'incremental', '/s')), ['--trust-model=always']);
+    assert.deepEqual(gpgOptions(restoreCommand(pubkey, 'now', '/r')), ['--trust-model=always']);
+
+    const none = settings(version, { encryption: { mode: 'none' } });
+    assert.deepEqual(gpgOptions(backupCommand(none, 'full', '/s')), []);
   }
 });
