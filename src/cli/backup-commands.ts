@@ -3,6 +3,7 @@
 import { Option } from 'commander';
 import type { BackupKind, SourceKind } from '../domain.js';
 import { UsageError } from '../errors.js';
+import { yieldToDatabases } from '../system/priority.js';
 import { isRoot, requireAgentReadable } from '../system/privileges.js';
 import {
   type CommandSetup,
@@ -54,6 +55,7 @@ export function addBackupCommands({ program, cancel, setExitCode }: CommandSetup
           cli.recordRun(),
           cli.ping(),
         ]);
+        yieldToDatabases();
         const trigger = 'backup-agent run';
         const startedAt = new Date();
         const summary = await pingedRun(config.notify, logger, cancel, logTail, () =>
