@@ -19,7 +19,8 @@ import { type Postgres, startPostgres } from '../test/harness/postgres.js';
 import { startSshTarget } from '../test/harness/ssh-target.js';
 import { asBackupUser, chownToBackup, makeTempDir, removeDir } from '../test/harness/temp-dir.js';
 import { log, onCleanup, runBenchmark, startBoth } from './cleanup.js';
-import { type DatasetShape, PHRASES, shapeFor } from './dataset.js';
+import { type DatasetShape, shapeFor } from './dataset.js';
+import { applyPgChange, generatePg } from './pg-dataset.js';
 import { addedBytes, firstLine, listTree, loadAverage, mib, secs } from './measure.js';
 import { exitWithUsage, positiveInt } from './options.js';
 import { BACKUP_ENV, type Kind, closeSshMasters, runAgent, runToFile, stopRunningChildren } from './workflows.js';
@@ -27,9 +28,6 @@ import { BACKUP_ENV, type Kind, closeSshMasters, runAgent, runToFile, stopRunnin
 const REPO = resolve(new URL('..', import.meta.url).pathname);
 const USAGE = 'usage: node --import tsx bench/postgresql-bytes.ts [--sizes 50,200] [--tmp /var/tmp]';
 const DATABASE = 'bench';
-/** Rows whose id % 100 equals this are the 1 % the change updates, spread over the key range. */
-const CHANGED_REMAINDER = 42;
-/** What cron gives the backup user (its passwd home is /var/backups). */
 
 type Side = 'agent' | 'plain -Fc' | 'plain SQL';
 const SIDES: readonly Side[] = ['agent', 'plain -Fc', 'plain SQL'];
@@ -45,62 +43,6 @@ interface Run {
 interface SizeResult {
   readonly shape: DatasetShape;
   readonly runs: Record<Side, Record<Kind, Run>>;
-}
-
-// ---------------------------------------------------------------- the data
-
-const PHRASE_ARRAY = `ARRAY[${PHRASES.map((phrase) => `'${phrase}'`).join(', ')}]`;
-
-/** A 1,700-character body: recurring phrases and sha512 digests, a function of the id only. */
-function bodyExpr(id: string): string {
-  const parts = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map(
-    (salt, k) =>
-      `(${PHRASE_ARRAY})[1 + (${id} * ${k * 2 + 3} + ${k}) % ${PHRASES.length}] || ' ' || encode(sha512(('${salt}' || ${id})::bytea), 'hex')`,
-  );
-  return `rpad(${parts.join(" || ' ' || ")}, 1700, ' ...')`;
-}
-
-async function insertDocuments(pg: Postgres, from: number, to: number, documents: number): Promise<void> {
-  await pg.sql(
-    `INSERT INTO documents SELECT g, 1 + (g * 7919) % ${Math.max(1, Math.floor(documents / 50))}, 'Document ' || g, ${bodyExpr('g')}, timestamp '2020-01-01' + g * interval '97 seconds' FROM generate_series(${from}, ${to}) g`,
-    DATABASE,
-  );
-}
-
-async function insertEvents(pg: Postgres, from: number, to: number, documents: number): Promise<void> {
-  await pg.sql(
-    `INSERT INTO events SELECT g, 1 + (g::bigint * 2654435761) % ${documents}, (ARRAY['view', 'edit', 'share', 'comment', 'download'])[1 + g % 5], ((g::bigint * 7907) % 100000) / 100.0, timestamp '2021-01-01' + g * interval '13 seconds' FROM generate_series(${from}, ${to}) g`,
-    DATABASE,
-  );
-}
-
-/** Drops and generates `bench`: documents (wide, ~85 % of the dump) and events (narrow), owned by `app`. */
-async function generate(pg: Postgres, shape: DatasetShape): Promise<void> {
-  await pg.sql(`DROP DATABASE IF EXISTS ${DATABASE}`);
-  await pg.sql(`CREATE DATABASE ${DATABASE}`);
-  await pg.sql(
-    [
-      'CREATE TABLE documents (id int PRIMARY KEY, author_id int NOT NULL, title text NOT NULL, body text NOT NULL, created timestamp NOT NULL);',
-      'CREATE TABLE events (id int PRIMARY KEY, document_id int NOT NULL, kind text NOT NULL, amount numeric(10,2) NOT NULL, created timestamp NOT NULL);',
-    ].join('\n'),
-    DATABASE,
-  );
-  await insertDocuments(pg, 1, shape.documents, shape.documents);
-  await insertEvents(pg, 1, shape.events, shape.documents);
-  await pg.sql('VACUUM ANALYZE', DATABASE);
-}
-
-/** Before the incremental: 1 % of the rows of both tables updated, 0.5 % appended (as bench/dataset.ts does for MariaDB). */
-async function applyChange(pg: Postgres, shape: DatasetShape): Promise<void> {
-  await pg.sql(
-    [
-      `UPDATE documents SET title = title || ' (rev)', body = left(body, 600) || 'revised ' || lpad(id::text, 9, '0') || substr(body, 618) WHERE id % 100 = ${CHANGED_REMAINDER};`,
-      `UPDATE events SET amount = amount + 1.25, kind = 'corrected' WHERE id % 100 = ${CHANGED_REMAINDER};`,
-    ].join('\n'),
-    DATABASE,
-  );
-  await insertDocuments(pg, shape.documents + 1, shape.documents + Math.ceil(shape.documents / 200), shape.documents);
-  await insertEvents(pg, shape.events + 1, shape.events + Math.ceil(shape.events / 200), shape.documents);
 }
 
 // ---------------------------------------------------------------- the plain workflows
@@ -305,7 +247,7 @@ async function main(): Promise<void> {
   for (const [index, sizeMiB] of options.sizes.entries()) {
     const shape = shapeFor(sizeMiB);
     log(`generating ${DATABASE} for ${sizeMiB} MiB: ${shape.documents} documents, ${shape.events} events`);
-    await generate(pg, shape);
+    await generatePg(pg, DATABASE, shape);
     await closeSshMasters(host.cacheDir);
     await rm(join(target.targetDir, 'agent'), { recursive: true, force: true });
     await mkdir(agent.targetDir, { recursive: true, mode: 0o755 });
@@ -320,7 +262,7 @@ async function main(): Promise<void> {
     const order = SIDES.map((_, i) => SIDES[(i + index) % SIDES.length] ?? 'agent');
     const runs = new Map<string, Run>();
     for (const kind of ['full', 'incremental'] as const) {
-      if (kind === 'incremental') await applyChange(pg, shape);
+      if (kind === 'incremental') await applyPgChange(pg, DATABASE, shape);
       for (const side of order) {
         log(`${sizeMiB} MiB ${kind}: ${side}`);
         const plain = plains.find((candidate) => candidate.side === side);

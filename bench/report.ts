@@ -1,7 +1,7 @@
 // Turns the measured rounds into the printed tables. Figures only: nothing here passes or fails.
 import type { DatasetShape } from './dataset.js';
 import { median, mib, percentile, secs } from './measure.js';
-import type { AgentResult, Kind, PlainResult } from './workflows.js';
+import type { AgentCommand, AgentResult, Kind, PlainResult } from './workflows.js';
 
 export interface Measured<T> {
   readonly result: T;
@@ -22,16 +22,22 @@ export interface RoundResult {
   readonly agent: Measured<AgentResult>;
   /** The probe's latencies (ms) in the quiet window just before this pair of runs. */
   readonly idleProbeMs: readonly number[];
+  /** Two sources: each source's part of the plain workflow, which ran them one after the other. */
+  readonly plainBySource?: Readonly<Record<string, PlainResult>>;
 }
 
 export interface SizeResult {
+  /** `single` (MariaDB only) or `two` (MariaDB and PostgreSQL, half the size each). */
+  readonly scenario: string;
+  /** The sources backed up, in the order the plain workflow runs them. */
+  readonly sources: readonly string[];
   /** e.g. "loopback" or "100 Mbit/s, 20 ms". */
   readonly link: string;
   /** "gpg" (symmetric, the default) or "none". */
   readonly encryption: string;
   readonly shape: DatasetShape;
   readonly generateMs: number;
-  /** Bytes of the plain full dump: the size the shape was aiming at. */
+  /** Bytes of the plain full dump (of every source): the size the shape was aiming at. */
   readonly dumpBytes: number;
   readonly rounds: readonly RoundResult[];
 }
@@ -79,6 +85,7 @@ function ratioText(value: number): string {
 export function formatSummary(sizes: readonly SizeResult[]): string {
   const rows: string[][] = [
     [
+      'sources',
       'encryption',
       'link',
       'dump',
@@ -106,6 +113,7 @@ export function formatSummary(sizes: readonly SizeResult[]): string {
         median(rounds.map((r) => r.agent.stored)),
       ];
       rows.push([
+        size.sources.join('+'),
         size.encryption,
         size.link,
         mib(size.dumpBytes, 0),
@@ -123,15 +131,21 @@ export function formatSummary(sizes: readonly SizeResult[]): string {
       ]);
     }
   }
-  const lines = [table(rows, new Set([4, 5, 6, 8, 9, 10, 11, 12, 13]))];
+  const lines = [table(rows, new Set([5, 6, 7, 9, 10, 11, 12, 13, 14]))];
   lines.push(
     'agent/plain: ratio of the medians; (per round): the ratio of each interleaved pair. stored: bytes the backup',
     'added on its target. agent RSS: VmHWM of the agent node process (max over rounds); agent tree: peak of the',
     'summed VmRSS of node and all its children at one sample (100 ms); plain tree: the same for mysqldump and',
-    'for duplicity with its children (the larger; they run one after the other).',
+    'for duplicity with its children (the larger; they run one after the other). mysql+postgresql: the two-source',
+    'host, half the size in each; plain dumps and uploads one source after the other, the agent runs them side by side.',
   );
-  const bySize = [...new Set(sizes.map((size) => size.dumpBytes))];
-  if (bySize.length < 2) {
+  // Per scenario: the two-source host's dumps are another size than the single host's at the same --sizes.
+  const scenarios = new Set(sizes.map((size) => size.scenario));
+  const oneSizeEach = [...scenarios].every(
+    (scenario) =>
+      new Set(sizes.filter((size) => size.scenario === scenario).map((size) => size.shape.sizeMiB)).size < 2,
+  );
+  if (oneSizeEach) {
     lines.push('(one size only: give two sizes, e.g. --sizes 50,500, to see whether the peak grows with the dump)');
   }
   return lines.join('\n');
@@ -146,6 +160,7 @@ function latencyPair(values: readonly number[]): string {
 export function formatProbe(sizes: readonly SizeResult[], ratePerSecond: number): string {
   const rows: string[][] = [
     [
+      'sources',
       'encryption',
       'link',
       'dump',
@@ -165,6 +180,7 @@ export function formatProbe(sizes: readonly SizeResult[], ratePerSecond: number)
       const plain = rounds.flatMap((r) => r.plain.probeMs);
       const agent = rounds.flatMap((r) => r.agent.probeMs);
       rows.push([
+        size.sources.join('+'),
         size.encryption,
         size.link,
         mib(size.dumpBytes, 0),
@@ -181,28 +197,99 @@ export function formatProbe(sizes: readonly SizeResult[], ratePerSecond: number)
   return [
     `live-database probe (ms; alternating primary-key reads and single-row updates on probe.accounts, one`,
     `connection, at most ${ratePerSecond}/s; pooled over the rounds):`,
-    table(rows, new Set([4, 5, 6, 7, 8, 9])),
+    table(rows, new Set([5, 6, 7, 8, 9, 10])),
   ].join('\n');
 }
 
+/** The dumps proper: not the access checks, whose labels say so. */
+const DUMP_LABELS: ReadonlySet<string> = new Set(['mariadb-dump', 'pg_dump', 'pg_dumpall']);
+const UPLOAD_LABELS: ReadonlySet<string> = new Set(['duplicity full', 'duplicity incremental']);
+
+function dumpsOf(result: AgentResult, source?: string): AgentCommand[] {
+  return result.commands.filter((c) => DUMP_LABELS.has(c.label) && (source === undefined || c.source === source));
+}
+
+function uploadsOf(result: AgentResult, source?: string): AgentCommand[] {
+  return result.commands.filter((c) => UPLOAD_LABELS.has(c.label) && (source === undefined || c.source === source));
+}
+
 /**
- * The agent's fixed cost per run (ms): spawn to the dump's start, the dump's end to duplicity's start
- * (hash, fsync, checks, manifest, whatever of the chain reading outlasts the dump, the listing), and
- * duplicity's end to exit.
+ * The agent's fixed cost per run (ms): spawn to the first dump's start, `source`'s last dump's end to
+ * its duplicity's start (hash, fsync, checks, the archive's read-back, manifest, whatever of the chain
+ * reading outlasts the dump, the listing), and the last duplicity's end to exit.
  */
-export function fixedCost(result: AgentResult): {
+export function fixedCost(
+  result: AgentResult,
+  source = 'mysql',
+): {
   beforeDumpMs: number;
   dumpToUploadMs: number;
   afterUploadMs: number;
 } {
-  const dump = result.commands.find((c) => c.label === 'mariadb-dump');
-  const upload = result.commands.findLast((c) => c.label === 'duplicity full' || c.label === 'duplicity incremental');
+  const firstDumpStart = Math.min(...dumpsOf(result).map((c) => c.endMs - c.durationMs));
+  const dump = dumpsOf(result, source).at(-1);
+  const upload = uploadsOf(result, source).at(-1);
+  const lastUploadEnd = Math.max(...uploadsOf(result).map((c) => c.endMs));
   return {
-    beforeDumpMs: dump === undefined ? Number.NaN : dump.endMs - dump.durationMs,
+    beforeDumpMs: Number.isFinite(firstDumpStart) ? firstDumpStart : Number.NaN,
     dumpToUploadMs:
       dump === undefined || upload === undefined ? Number.NaN : upload.endMs - upload.durationMs - dump.endMs,
-    afterUploadMs: upload === undefined ? Number.NaN : result.wallMs - upload.endMs,
+    afterUploadMs: Number.isFinite(lastUploadEnd) ? result.wallMs - lastUploadEnd : Number.NaN,
   };
+}
+
+/** A source's part of an agent run: its summary's duration, its dumps and its duplicity backup (ms). */
+function agentPart(result: AgentResult, source: string): { runMs: number; dumpMs: number; uploadMs: number } {
+  const total = (commands: readonly AgentCommand[]) => commands.reduce((sum, c) => sum + c.durationMs, 0);
+  const runMs = result.summaries[source]?.['durationMs'];
+  return {
+    runMs: typeof runMs === 'number' ? runMs : Number.NaN,
+    dumpMs: total(dumpsOf(result, source)),
+    uploadMs: total(uploadsOf(result, source)),
+  };
+}
+
+/** The two-source host: each source's time on each side, the plain sum and the agent's side-by-side wall. */
+export function formatPerSource(sizes: readonly SizeResult[]): string {
+  const several = sizes.filter((size) => size.sources.length > 1);
+  if (several.length === 0) return '';
+  const sources = [...new Set(several.flatMap((size) => size.sources))];
+  const rows: string[][] = [
+    [
+      'encryption',
+      'link',
+      'dump',
+      'backup',
+      ...sources.map((source) => `plain ${source}`),
+      'plain total',
+      ...sources.map((source) => `agent ${source}`),
+      'agent wall',
+      'agent/plain',
+    ],
+  ];
+  for (const size of several) {
+    for (const kind of KINDS) {
+      const rounds = ofKind(size, kind);
+      const plain = median(rounds.map((r) => r.plain.result.wallMs));
+      const agent = median(rounds.map((r) => r.agent.result.wallMs));
+      rows.push([
+        size.encryption,
+        size.link,
+        mib(size.dumpBytes, 0),
+        kind,
+        ...sources.map((source) => secs(median(rounds.map((r) => r.plainBySource?.[source]?.wallMs ?? Number.NaN)))),
+        secs(plain),
+        ...sources.map((source) => secs(median(rounds.map((r) => agentPart(r.agent.result, source).runMs)))),
+        secs(agent),
+        ratioText(agent / plain),
+      ]);
+    }
+  }
+  return [
+    'two sources (MariaDB + PostgreSQL, half the size each; medians): plain runs them one after the other as a cron',
+    "script would, the agent side by side in one run. agent <source>: that source's duration in the agent's summary.",
+    table(rows, new Set(rows[0]?.map((_, i) => i).filter((i) => i > 3))),
+  ].join('\n');
 }
 
 function commandTotals(result: AgentResult): Map<string, number> {
@@ -217,8 +304,9 @@ function commandTotals(result: AgentResult): Map<string, number> {
 export function formatSize(size: SizeResult): string {
   const { shape } = size;
   const lines = [
-    `== encryption ${size.encryption}, link ${size.link}, ${shape.sizeMiB} MiB asked: full dump ${mib(size.dumpBytes)}; documents ${shape.documents.toLocaleString('en')} ` +
-      `rows, events ${shape.events.toLocaleString('en')} rows; generated in ${secs(size.generateMs)} ==`,
+    `== ${size.sources.join(' + ')}, encryption ${size.encryption}, link ${size.link}, ${shape.sizeMiB} MiB asked${size.sources.length > 1 ? ' per source' : ''}: ` +
+      `full dump ${mib(size.dumpBytes)}; documents ${shape.documents.toLocaleString('en')} rows, events ${shape.events.toLocaleString('en')} rows` +
+      `${size.sources.length > 1 ? ' in each' : ''}; generated in ${secs(size.generateMs)} ==`,
   ];
 
   const perRound: string[][] = [
@@ -255,9 +343,25 @@ export function formatSize(size: SizeResult): string {
   const breakdown: string[][] = [['', ...KINDS]];
   const cell = (kind: Kind, pick: (r: RoundResult) => number): string =>
     (median(ofKind(size, kind).map(pick)) / 1000).toFixed(2);
-  breakdown.push(['plain: mysqldump > file', ...KINDS.map((k) => cell(k, (r) => r.plain.result.dumpMs))]);
-  breakdown.push(['plain: duplicity', ...KINDS.map((k) => cell(k, (r) => r.plain.result.duplicityMs))]);
-  breakdown.push(['plain: total', ...KINDS.map((k) => cell(k, (r) => r.plain.result.wallMs))]);
+  const several = size.sources.length > 1;
+  if (several) {
+    for (const source of size.sources) {
+      const part = (r: RoundResult): PlainResult | undefined => r.plainBySource?.[source];
+      breakdown.push([
+        `plain ${source}: dump > file`,
+        ...KINDS.map((k) => cell(k, (r) => part(r)?.dumpMs ?? Number.NaN)),
+      ]);
+      breakdown.push([
+        `plain ${source}: duplicity`,
+        ...KINDS.map((k) => cell(k, (r) => part(r)?.duplicityMs ?? Number.NaN)),
+      ]);
+    }
+    breakdown.push(['plain: total (one after the other)', ...KINDS.map((k) => cell(k, (r) => r.plain.result.wallMs))]);
+  } else {
+    breakdown.push(['plain: mysqldump > file', ...KINDS.map((k) => cell(k, (r) => r.plain.result.dumpMs))]);
+    breakdown.push(['plain: duplicity', ...KINDS.map((k) => cell(k, (r) => r.plain.result.duplicityMs))]);
+    breakdown.push(['plain: total', ...KINDS.map((k) => cell(k, (r) => r.plain.result.wallMs))]);
+  }
   breakdown.push([
     'agent: spawn -> first log line',
     ...KINDS.map((k) => cell(k, (r) => r.agent.result.firstLogMs ?? Number.NaN)),
@@ -277,17 +381,32 @@ export function formatSize(size: SizeResult): string {
       cell(k, (r) => r.agent.result.wallMs - [...commandTotals(r.agent.result).values()].reduce((a, b) => a + b, 0)),
     ),
   ]);
-  breakdown.push(['agent: total', ...KINDS.map((k) => cell(k, (r) => r.agent.result.wallMs))]);
+  if (several) {
+    for (const source of size.sources) {
+      const part = (r: RoundResult) => agentPart(r.agent.result, source);
+      breakdown.push([`agent ${source}: its run (summary)`, ...KINDS.map((k) => cell(k, (r) => part(r).runMs))]);
+      breakdown.push([`agent ${source}: dump`, ...KINDS.map((k) => cell(k, (r) => part(r).dumpMs))]);
+      breakdown.push([`agent ${source}: duplicity`, ...KINDS.map((k) => cell(k, (r) => part(r).uploadMs))]);
+    }
+  }
   breakdown.push([
-    'agent fixed cost: spawn -> mariadb-dump starts',
+    `agent: total${several ? ' (sources side by side)' : ''}`,
+    ...KINDS.map((k) => cell(k, (r) => r.agent.result.wallMs)),
+  ]);
+  breakdown.push([
+    `agent fixed cost: spawn -> ${several ? 'the first dump' : 'mariadb-dump'} starts`,
     ...KINDS.map((k) => cell(k, (r) => fixedCost(r.agent.result).beforeDumpMs)),
   ]);
+  for (const source of size.sources) {
+    breakdown.push([
+      several
+        ? `agent fixed cost: ${source} dump ends -> its duplicity starts`
+        : 'agent fixed cost: mariadb-dump ends -> duplicity starts',
+      ...KINDS.map((k) => cell(k, (r) => fixedCost(r.agent.result, source).dumpToUploadMs)),
+    ]);
+  }
   breakdown.push([
-    'agent fixed cost: mariadb-dump ends -> duplicity starts',
-    ...KINDS.map((k) => cell(k, (r) => fixedCost(r.agent.result).dumpToUploadMs)),
-  ]);
-  breakdown.push([
-    'agent fixed cost: duplicity backup ends -> exit',
+    `agent fixed cost: ${several ? 'the last ' : ''}duplicity backup ends -> exit`,
     ...KINDS.map((k) => cell(k, (r) => fixedCost(r.agent.result).afterUploadMs)),
   ]);
   lines.push(table(breakdown, new Set([1, 2])));
@@ -315,7 +434,7 @@ export function formatSize(size: SizeResult): string {
       (r) => r.plain.result.duplicityRss.selfKiB,
       (r) => r.plain.result.duplicityRss.descendantsKiB,
     )}`,
-    `  plain mysqldump:    ${(Math.max(...size.rounds.map((r) => r.plain.result.dumpRss.selfKiB)) / 1024).toFixed(1)} MiB`,
+    `  plain ${several ? 'dumps (larger):' : 'mysqldump:   '} ${(Math.max(...size.rounds.map((r) => r.plain.result.dumpRss.selfKiB)) / 1024).toFixed(1)} MiB`,
     `  whole tree (summed VmRSS at one sample): agent ${(Math.max(...size.rounds.map((r) => r.agent.result.rss.treeKiB)) / 1024).toFixed(1)} MiB, ` +
       `plain duplicity ${(Math.max(...size.rounds.map((r) => r.plain.result.duplicityRss.treeKiB)) / 1024).toFixed(1)} MiB`,
   );

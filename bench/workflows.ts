@@ -1,6 +1,7 @@
 // The two workflows under test, each timed as a whole (first process start to last exit):
 //   plain: the lab's `mysqldump ... agama > staging/agama.sql` then `duplicity full|incremental`, both
-//          as the backup user, as its cron job would run them;
+//          as the backup user, as its cron job would run them (another source: its own dump command
+//          into its own staging dir, then its own duplicity);
 //   agent: `node dist/main.js --config FILE run [--full]` started as root, as an operator would; it
 //          drops to backup by itself.
 import { spawn } from 'node:child_process';
@@ -53,6 +54,10 @@ export interface PlainSetup {
    * exports it, and gpg's home is GNUPGHOME (the lab's ~/.gnupg). Absent: --no-encryption.
    */
   readonly encryption?: { readonly passphrase: string; readonly gnupgHome: string };
+  /** duplicity --name, the archive dir's subdirectory; one per target. Default: plain. */
+  readonly name?: string;
+  /** Another dump than `mysqldump database`: its argv and the file it writes in stagingDir. */
+  readonly dump?: { readonly argv: readonly string[]; readonly file: string };
 }
 
 export interface PlainResult {
@@ -69,7 +74,9 @@ export interface PlainResult {
 export function plainCommands(setup: PlainSetup, kind: Kind): { dump: string[]; duplicity: string[] } {
   return {
     // The lab's command; --defaults-file stands for the backup user's ~/.my.cnf.
-    dump: ['mysqldump', `--defaults-file=${setup.myCnf}`, '--single-transaction', setup.database],
+    dump: [
+      ...(setup.dump?.argv ?? ['mysqldump', `--defaults-file=${setup.myCnf}`, '--single-transaction', setup.database]),
+    ],
     duplicity: [
       'duplicity',
       kind,
@@ -78,13 +85,18 @@ export function plainCommands(setup: PlainSetup, kind: Kind): { dump: string[]; 
       '--archive-dir',
       setup.archiveDir,
       '--name',
-      'plain',
+      setup.name ?? 'plain',
       // The lab's target listens on port 22 with the key in ~/.ssh; this one needs both named.
       `--ssh-options=-oIdentityFile=${setup.sshKey} -oUserKnownHostsFile=${setup.knownHosts}`,
       setup.stagingDir,
       setup.url,
     ],
   };
+}
+
+/** Where the plain workflow's dump goes: `staging/agama.sql`, or the file its own dump command names. */
+export function plainDumpFile(setup: PlainSetup): string {
+  return join(setup.stagingDir, setup.dump?.file ?? `${setup.database}.sql`);
 }
 
 /** Like the shell's `argv > file`: the child gets the file's descriptor, nothing passes through node. */
@@ -115,7 +127,7 @@ export async function runToFile(argv: readonly string[], file: string): Promise<
 
 export async function runPlain(setup: PlainSetup, kind: Kind): Promise<PlainResult> {
   const commands = plainCommands(setup, kind);
-  const dumpFile = join(setup.stagingDir, `${setup.database}.sql`);
+  const dumpFile = plainDumpFile(setup);
   const started = performance.now();
   const dumpRss = await runToFile(commands.dump, dumpFile);
   const dumped = performance.now();
@@ -146,6 +158,46 @@ export async function runPlain(setup: PlainSetup, kind: Kind): Promise<PlainResu
   };
 }
 
+function mergePeaks(peaks: readonly RssPeaks[]): RssPeaks {
+  const descendantsKiB: Record<string, number> = {};
+  for (const peak of peaks) {
+    for (const [name, kib] of Object.entries(peak.descendantsKiB))
+      descendantsKiB[name] = Math.max(descendantsKiB[name] ?? 0, kib);
+  }
+  return {
+    selfKiB: Math.max(0, ...peaks.map((peak) => peak.selfKiB)),
+    descendantsKiB,
+    treeKiB: Math.max(0, ...peaks.map((peak) => peak.treeKiB)),
+  };
+}
+
+/**
+ * A cron script with several sources: each one's dump and duplicity, strictly one after the other.
+ * The whole is timed from the first start to the last exit; its peaks are the largest of any step.
+ */
+export async function runPlainSequence(
+  setups: Readonly<Record<string, PlainSetup>>,
+  kind: Kind,
+): Promise<{ total: PlainResult; bySource: Record<string, PlainResult> }> {
+  const bySource: Record<string, PlainResult> = {};
+  const started = performance.now();
+  for (const [source, setup] of Object.entries(setups)) bySource[source] = await runPlain(setup, kind);
+  const wallMs = performance.now() - started;
+  const parts = Object.values(bySource);
+  const sum = (pick: (part: PlainResult) => number) => parts.reduce((total, part) => total + pick(part), 0);
+  return {
+    total: {
+      wallMs,
+      dumpMs: sum((part) => part.dumpMs),
+      duplicityMs: sum((part) => part.duplicityMs),
+      dumpBytes: sum((part) => part.dumpBytes),
+      duplicityRss: mergePeaks(parts.map((part) => part.duplicityRss)),
+      dumpRss: mergePeaks(parts.map((part) => part.dumpRss)),
+    },
+    bySource,
+  };
+}
+
 export interface AgentCommand {
   /** e.g. "duplicity full", "mariadb-dump", "rsync" */
   readonly label: string;
@@ -153,6 +205,8 @@ export interface AgentCommand {
   readonly durationMs: number;
   /** When the agent logged it as finished, ms after node was spawned (ms resolution of the log's time). */
   readonly endMs: number;
+  /** The source it worked for, when its argv tells (the client, or a path under staging/<source> or <target>/<source>). */
+  readonly source: string | undefined;
 }
 
 export interface AgentResult {
@@ -163,6 +217,8 @@ export interface AgentResult {
   /** Every command the agent logged as finished, in order. */
   readonly commands: readonly AgentCommand[];
   readonly summary: LogLine | undefined;
+  /** Every source's summary line, by source (mysql, postgresql). */
+  readonly summaries: Readonly<Record<string, LogLine>>;
   /** From spawning node to its first log line: start-up, config, privileges. */
   readonly firstLogMs: number | null;
   readonly stderr: string;
@@ -173,7 +229,19 @@ function commandLabel(argv: readonly string[]): string {
   if (argv.includes('--version')) return `${program} --version`;
   if (program === 'duplicity') return `duplicity ${argv[1] ?? ''}`;
   if (program.endsWith('dump') && argv.includes('--no-data')) return `${program} --no-data (access check)`;
+  if (program === 'pg_dump' && argv.includes('--schema-only')) return `${program} --schema-only (access check)`;
+  if (program === 'pg_dumpall' && argv.includes('--file=/dev/null')) return `${program} (probe)`;
   return program;
+}
+
+const SOURCES = ['mysql', 'postgresql'] as const;
+
+/** The agent logs commands without their source: a dump client names it, and so do the agent's paths. */
+function commandSource(argv: readonly string[]): string | undefined {
+  const program = (argv[0] ?? '').split('/').at(-1) ?? '';
+  if (/^(mariadb|mysql)/.test(program)) return 'mysql';
+  if (/^(pg_|psql)/.test(program)) return 'postgresql';
+  return SOURCES.find((source) => argv.some((arg) => new RegExp(`/${source}(/|$)`).test(arg)));
 }
 
 /** How node starts the agent: the flags before the entry point, as its #! line or the harness gives them. */
@@ -182,6 +250,8 @@ export interface AgentLaunch {
   readonly nodeArgs?: readonly string[];
   /** Default: this node (process.execPath). The .deb's #! line names /usr/bin/node. */
   readonly node?: string;
+  /** Added to the agent's environment last (--agent-env): a lever under test may override the defaults. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** `run --full`, or a plain `run` that the agent itself decides is incremental (it is checked). */
@@ -207,7 +277,7 @@ export async function runAgent(
       ...(kind === 'full' ? ['--full'] : []),
     ]),
     // info is what an operator gets; debug would add log lines and their cost.
-    { stdin: 'ignore', reject: false, env: { ...BACKUP_ENV, BACKUP_AGENT_LOG_LEVEL: 'info' } },
+    { stdin: 'ignore', reject: false, env: { ...BACKUP_ENV, BACKUP_AGENT_LOG_LEVEL: 'info', ...launch.env } },
   );
   const sampler = child.pid === undefined ? undefined : sampleRss(child.pid);
   const result = await track((signal) => child.kill(signal), child);
@@ -224,16 +294,20 @@ export async function runAgent(
       argv: argv as string[],
       durationMs,
       endMs: Date.parse(String(line['time'])) - startedAt,
+      source: commandSource(argv as string[]),
     });
   }
   const first = logs[0];
+  const summaries: Record<string, LogLine> = {};
+  for (const line of logs) if (line['summary'] === true) summaries[String(line['source'])] = line;
   return {
     wallMs,
     exitCode: result.exitCode ?? -1,
     rss,
     logs,
     commands,
-    summary: logs.find((line) => line['summary'] === true && line['source'] === 'mysql'),
+    summary: summaries['mysql'],
+    summaries,
     firstLogMs: first === undefined ? null : Date.parse(String(first['time'])) - startedAt,
     stderr: result.stderr,
   };
