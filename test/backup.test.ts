@@ -172,8 +172,8 @@ test('a full run executes exactly the commands its dry run printed, retention in
   const executed = real.logs
     .filter((log) => typeof log.msg === 'string' && log.msg.startsWith('starting ') && Array.isArray(log['argv']))
     .map((log) => log['argv'] as string[]);
-  // The run also reads (collection-status, listings, versions); every planned command is among what
-  // it ran, argument for argument, and the steps of each source ran in the planned order.
+  // The run also reads (listings of the target, versions); every planned command is among what it
+  // ran, argument for argument, and the steps of each source ran in the planned order.
   for (const source of plan.sources) {
     const ran = source.steps.map((step) =>
       executed.findIndex((argv) => JSON.stringify(argv) === JSON.stringify(step.argv)),
@@ -191,11 +191,25 @@ test('a full run executes exactly the commands its dry run printed, retention in
       `${source.source} ran its steps out of order`,
     );
   }
-  // And nothing that writes (a dump, an upload, a removal) ran without being planned.
+  // The run reads each source's chain from one listing of the target before the upload and one
+  // after it (which also checks the new full before retention), and never starts duplicity for that.
+  for (const source of plan.sources) {
+    const listings = executed.filter(
+      (argv) =>
+        argv[0] === 'rsync' && argv.includes('--list-only') && (argv.at(-1) ?? '').endsWith(`/${source.source}/`),
+    );
+    assert.equal(
+      listings.length,
+      2,
+      `${source.source}: listings of the target:\n${listings.map((argv) => argv.join(' ')).join('\n')}`,
+    );
+  }
+  // And nothing that writes (a dump, an upload, a removal) ran without being planned; neither did
+  // any other duplicity call (collection-status included).
   const writes = executed.filter(
     (argv) =>
       /^(mariadb-dump|mysqldump|influxd|pg_dump)$|^duplicity$/.test(argv[0] ?? '') &&
-      !['collection-status', '--version', 'version'].includes(argv[1] ?? '') &&
+      !['--version', 'version'].includes(argv[1] ?? '') &&
       !argv.includes('--no-data'),
   );
   for (const argv of writes)

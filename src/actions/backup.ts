@@ -4,11 +4,13 @@ import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { BackupKind, ChainStatus, HealNotice, PlannedStep, SourceKind, SourceOutcome } from '../domain.js';
+import type { BackupKind, HealNotice, PlannedStep, SourceKind, SourceOutcome } from '../domain.js';
 import { findCacheDamage, mayBeCacheFault, moveCacheAside } from '../duplicity/cache-health.js';
 import type { DuplicitySettings } from '../duplicity/command.js';
 import { TargetUnreachableError } from '../duplicity/failures.js';
+import { chainStatusFromListing } from '../duplicity/listing-chains.js';
 import { proveSigningKey } from '../duplicity/signing-key.js';
+import type { TargetListing } from '../duplicity/target-listing.js';
 import { recordUpload } from '../duplicity/upload-ledger.js';
 import type { Duplicity } from '../duplicity/run.js';
 import { AgentError, BackupFailedError, InterruptedError, errorMessage } from '../errors.js';
@@ -19,7 +21,8 @@ import type { DataSource } from '../sources/source.js';
 import { StagingArea } from '../sources/staging.js';
 import { ensureWritableDirectory } from '../system/directories.js';
 import { acquireRunLock } from '../system/lock.js';
-import { ensureRemoteDirectory } from '../remote/remote.js';
+import { type RemoteFile, ensureRemoteDirectory } from '../remote/remote.js';
+import { formatRsyncUrl } from '../remote/rsync-url.js';
 import {
   type AgentContext,
   duplicitySettings,
@@ -32,7 +35,7 @@ import {
 import type { Deadline } from '../system/run-command.js';
 import { findInterruptedUpload, markUploadFinished, markUploadStarted } from './interrupted-upload.js';
 import { verifyNewFull } from '../plan/decide.js';
-import { type ChainDecision, type SourcePlan, decideFromChain, targetSteps } from './run-plan.js';
+import { type ChainDecision, type SourcePlan, decideFromChain, listTarget, targetSteps } from './run-plan.js';
 
 export interface BackupRequest {
   readonly sources: readonly DataSource[];
@@ -97,7 +100,7 @@ async function backupSource(
     const dumpSteps = await source.dumpSteps(runner, staging.next);
     // The decision needs the target's chain, not the new dump: the chain is read while the dump
     // runs, and its answer waits until the dump is checked and in place.
-    const target = readTarget(context, source.kind, duplicity, notices, requested);
+    const target = readTarget(context, source.kind, requested);
     target.catch(() => undefined);
     const dir = await staging.prepare();
     const dumpStarted = new Date();
@@ -147,11 +150,19 @@ async function backupSource(
       log.warn({ heal: decision.heal.kind }, 'self-healing: %s', decision.heal.reason);
     }
     const uploadStarted = new Date();
-    const bytesUploaded = await upload(context, source, duplicity, staging, decision.kind, steps.upload, notices);
+    const uploaded = await upload(context, source, duplicity, staging, decision.kind, steps.upload, notices);
 
     stage = 'retention';
     if (decision.kind === 'full') {
-      const verification = verifyNewFull(status, await duplicity.chainStatus(), uploadStarted);
+      // Without the listing recordUpload took, duplicity reads the target instead, as every run did
+      // before that listing replaced it: a dropped connection or a full disk under the ledger must
+      // neither let retention go unchecked nor fail a good full; if this read fails too, the source
+      // fails here and no chain is removed. (duplicity also counts the signature files and partial
+      // manifests of the cache, so it is more lenient about those, never about the volumes and
+      // manifests on the target.)
+      const after =
+        uploaded.listing === undefined ? await duplicity.chainStatus() : chainStatusFromListing(uploaded.listing);
+      const verification = verifyNewFull(status, after, uploadStarted);
       if (!verification.verified) {
         // A failure, not a warning: history is no longer pruned, and the new full may not restore.
         throw new BackupFailedError(
@@ -167,7 +178,7 @@ async function backupSource(
       result: 'ok',
       kind: decision.kind,
       bytesDumped,
-      bytesUploaded,
+      bytesUploaded: uploaded.bytes,
       durationMs: Date.now() - started,
       notices,
     };
@@ -188,40 +199,23 @@ async function backupSource(
 async function readTarget(
   context: AgentContext,
   source: SourceKind,
-  duplicity: Duplicity,
-  notices: HealNotice[],
   requested: BackupKind | undefined,
-): Promise<ChainDecision & { readonly status: ChainStatus }> {
-  const settings = duplicitySettings(context, source);
-  const status = await healingCache(context, source, notices, () =>
-    chainStatusCreatingDirectory(context, duplicity, settings),
-  );
-  const decided = await decideFromChain(
-    context,
-    source,
-    { status, directoryExists: true },
-    requested,
-    context.calendar.fullDay,
-    new Date(),
-  );
-  return { ...decided, status };
+): Promise<ChainDecision> {
+  const target = await listingCreatingDirectory(context, duplicitySettings(context, source));
+  return decideFromChain(context, source, target, requested, context.calendar.fullDay, new Date());
 }
 
 /**
- * Pauses before the chain read is tried again when the target did not answer: a server that
- * restarts, or a fleet's connections past sshd's MaxStartups, which drops them at once. Each pause
- * gets up to as much again at random, so that hosts dropped together come back apart.
+ * Pauses before the target is listed again when it did not answer: a server that restarts, or a
+ * fleet's connections past sshd's MaxStartups, which drops them at once. Each pause gets up to as
+ * much again at random, so that hosts dropped together come back apart.
  */
 const UNANSWERED_PAUSES_MS = [5_000, 15_000] as const;
 
-async function readChainPatiently(
-  context: AgentContext,
-  duplicity: Duplicity,
-  source: string,
-): ReturnType<Duplicity['chainStatusIfPresent']> {
+async function listTargetPatiently(context: AgentContext, source: SourceKind): Promise<TargetListing> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await duplicity.chainStatusIfPresent();
+      return await listTarget(context, source);
     } catch (error) {
       const pause = UNANSWERED_PAUSES_MS[attempt];
       if (!(error instanceof TargetUnreachableError) || pause === undefined || context.cancel.aborted) throw error;
@@ -238,15 +232,12 @@ async function readChainPatiently(
   }
 }
 
-/** The chain status; a missing directory on the target is created and means "no chain yet". */
-async function chainStatusCreatingDirectory(
-  context: AgentContext,
-  duplicity: Duplicity,
-  settings: DuplicitySettings,
-): Promise<ChainStatus> {
-  const { status, directoryExists } = await readChainPatiently(context, duplicity, settings.name);
-  if (directoryExists) return status;
-  context.logger.info({ source: settings.name }, 'creating %s on the target', duplicity.url);
+/** The target's listing; a missing directory on the target is created and means "no chain yet". */
+async function listingCreatingDirectory(context: AgentContext, settings: DuplicitySettings): Promise<TargetListing> {
+  const target = await listTargetPatiently(context, settings.name);
+  if (target.directoryExists) return target;
+  const url = formatRsyncUrl(settings.url);
+  context.logger.info({ source: settings.name }, 'creating %s on the target', url);
   await ensureRemoteDirectory(
     context.runner,
     settings.url,
@@ -255,12 +246,18 @@ async function chainStatusCreatingDirectory(
     targetDeadline(context.config, `creating ${settings.name} on the target`),
   ).catch((error: unknown) => {
     throw new BackupFailedError(
-      `cannot create ${duplicity.url} on the target: ${errorMessage(error)}`,
+      `cannot create ${url} on the target: ${errorMessage(error)}`,
       'check target.url and the rights of the target account',
       { cause: error },
     );
   });
-  return status;
+  return target;
+}
+
+/** What an upload leaves: the bytes duplicity reports, and the target's listing after it (unless that failed). */
+interface Uploaded {
+  readonly bytes: number | null;
+  readonly listing: readonly RemoteFile[] | undefined;
 }
 
 async function upload(
@@ -271,13 +268,13 @@ async function upload(
   kind: BackupKind,
   step: PlannedStep,
   notices: HealNotice[],
-): Promise<number | null> {
+): Promise<Uploaded> {
   const cacheDir = context.config.agent.cache_dir;
   await markUploadStarted(cacheDir, source.kind, kind);
   const deadline = uploadDeadline(context, source.kind, await staging.size());
   const bytes = await healingCache(context, source.kind, notices, () => duplicity.upload(step, deadline));
   await markUploadFinished(cacheDir, source.kind);
-  await recordUpload(
+  const listing = await recordUpload(
     context.runner,
     duplicitySettings(context, source.kind),
     staging.current,
@@ -290,8 +287,9 @@ async function upload(
       'cannot record the sizes of the uploaded files: %s',
       errorMessage(error),
     );
+    return undefined;
   });
-  return bytes;
+  return { bytes, listing };
 }
 
 /**

@@ -1,10 +1,12 @@
 // The plan of a run, per source: full or incremental and why, and every command it runs, in order.
 // A real run (backup.ts) builds it with these functions and executes its steps; `run --dry-run`
-// builds the same plan and prints it, running only read-only calls: the server's grants, the
-// target's collection-status and the listing the chain check reads.
+// builds the same plan and prints it, running only read-only calls: the server's grants and one
+// listing of the target, which the chain and its health are both read from.
 import type { BackupKind, ChainStatus, KindDecision, PlannedStep, SourceKind } from '../domain.js';
 import { chainHeal } from '../duplicity/chain-health.js';
+import { chainStatusFromListing } from '../duplicity/listing-chains.js';
 import type { Duplicity } from '../duplicity/run.js';
+import { type TargetListing, readTargetListing } from '../duplicity/target-listing.js';
 import { errorMessage } from '../errors.js';
 import type { DataSource } from '../sources/source.js';
 import { StagingArea } from '../sources/staging.js';
@@ -37,6 +39,8 @@ export interface BackupPlan {
 
 /** What the target's chain decides for this run. */
 export interface ChainDecision {
+  /** The chain before the upload: the check before retention compares the chain after with it. */
+  readonly status: ChainStatus;
   readonly decision: KindDecision;
   /** Which retention calls a full makes afterwards. */
   readonly retention: RetentionPlan;
@@ -44,27 +48,36 @@ export interface ChainDecision {
   readonly ledgerProblem: string | null;
 }
 
+/** One listing of the source's directory on the target: all that the decision reads there. */
+export function listTarget(context: AgentContext, source: SourceKind): Promise<TargetListing> {
+  return readTargetListing(
+    context.runner,
+    duplicitySettings(context, source),
+    targetDeadline(context.config, `reading the ${source} chain on the target`),
+  );
+}
+
 /**
- * Full or incremental, from the target's own chain: its sets, the sizes of the files on the
- * target against the upload ledger, and where the staged dump lies (a moved staging_dir needs a
- * full). A directory not on the target yet holds nothing to check.
+ * Full or incremental, from the target's own chain: its sets (read from the listing as duplicity's
+ * collection-status would report them), the sizes of the files on the target against the upload
+ * ledger, and where the staged dump lies (a moved staging_dir needs a full). A directory not on
+ * the target yet holds nothing to check.
  */
 export async function decideFromChain(
   context: AgentContext,
   source: SourceKind,
-  chain: { readonly status: ChainStatus; readonly directoryExists: boolean },
+  target: TargetListing,
   requested: BackupKind | undefined,
   fullDay: HostFullDay,
   now: Date,
 ): Promise<ChainDecision> {
   const { config } = context;
-  const { status } = chain;
-  const { heal, ledgerProblem } = chain.directoryExists
+  const status = chainStatusFromListing(target.files);
+  const { heal, ledgerProblem } = target.directoryExists
     ? await chainHeal(
-        context.runner,
+        target.files,
         duplicitySettings(context, source),
         new StagingArea(config.agent.staging_dir, source).current,
-        targetDeadline(config, `checking the ${source} chain on the target`),
       )
     : { heal: undefined, ledgerProblem: null };
   const decision = decideKind({
@@ -76,7 +89,7 @@ export async function decideFromChain(
     requested,
     unextendable: heal,
   });
-  return { decision, retention: planRetention(status, config.agent.keep_full), ledgerProblem };
+  return { status, decision, retention: planRetention(status, config.agent.keep_full), ledgerProblem };
 }
 
 /** The upload of the staged dump, and after a full the retention calls. */
@@ -129,8 +142,8 @@ async function planSource(
   let retention: RetentionPlan = { removeOldChains: true, cleanup: true, reason: 'the target could not be read' };
   try {
     // A missing directory is created by a real run and starts a chain, which is what the plan shows.
-    const chain = await duplicity.chainStatusIfPresent();
-    ({ decision, retention } = await decideFromChain(context, source.kind, chain, requested, fullDay, now));
+    const target = await listTarget(context, source.kind);
+    ({ decision, retention } = await decideFromChain(context, source.kind, target, requested, fullDay, now));
   } catch (error) {
     decision = { kind: 'unknown', reason: `cannot read the target: ${errorMessage(error)}` };
   }

@@ -82,7 +82,12 @@ export function groupSets(files: readonly RemoteFile[]): StoredSet[] {
   }
   return [...sets.values()]
     .map((set) => ({ ...set, manifest: set.manifest, signatures: set.signatures }))
-    .sort((a, b) => a.end.localeCompare(b.end) || (a.kind === 'full' ? -1 : 1));
+    .sort((a, b) => a.end.localeCompare(b.end) || kindOrder(a) - kindOrder(b) || a.start.localeCompare(b.start));
+}
+
+/** At the same end time a full comes first, as its name does in the target's listing. */
+function kindOrder(set: SetKey): number {
+  return set.kind === 'full' ? 0 : 1;
 }
 
 /** What a cached manifest says about its set. */

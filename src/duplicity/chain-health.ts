@@ -8,8 +8,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { HealNotice } from '../domain.js';
-import type { CommandRunner, Deadline } from '../system/run-command.js';
-import { type RemoteFile, listRemoteFiles } from '../remote/remote.js';
+import type { RemoteFile } from '../remote/remote.js';
 import {
   type Manifest,
   type StoredSet,
@@ -132,17 +131,18 @@ export function sourceChange(
   return undefined;
 }
 
-/** The full-or-incremental input from one look at the target and the cache; undefined: the chain can be extended. */
+/**
+ * The full-or-incremental input from the run's one listing of the target (the listing the chain
+ * status is read from too) and the cache; undefined: the chain can be extended.
+ */
 export async function chainHeal(
-  runner: CommandRunner,
-  settings: DuplicitySettings,
+  listing: readonly RemoteFile[],
+  cache: Pick<DuplicitySettings, 'archiveDir' | 'name'>,
   stagedDir: string,
-  deadline: Deadline,
 ): Promise<{ readonly heal: HealNotice | undefined; readonly ledgerProblem: string | null }> {
-  const [listing, manifests, { ledger, problem }] = await Promise.all([
-    listRemoteFiles(runner, settings.url, settings, deadline),
-    readCachedManifests(join(settings.archiveDir, settings.name)),
-    readLedger(ledgerPath(settings.archiveDir, settings.name)),
+  const [manifests, { ledger, problem }] = await Promise.all([
+    readCachedManifests(join(cache.archiveDir, cache.name)),
+    readLedger(ledgerPath(cache.archiveDir, cache.name)),
   ]);
   const verdict = judgeNewestChain({ listing, manifests, ledger });
   if (verdict.state === 'broken') {

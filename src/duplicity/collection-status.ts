@@ -1,5 +1,7 @@
 // Parses the machine-readable part of `duplicity collection-status --log-fd 3`. The format is the
-// same in 0.8 and 3.x; human stdout differs between versions, so it is not used.
+// same in 0.8 and 3.x; human stdout differs between versions, so it is not used. A backup run reads
+// the same status from the target's listing instead (listing-chains.ts); list, status, check and
+// restore ask duplicity.
 import type { BackupSet, ChainStatus } from '../domain.js';
 
 const SET_LINE = /^ (full|inc) (\d{8}T\d{6}Z) (\d+) (enc|noenc)$/;

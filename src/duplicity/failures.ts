@@ -65,7 +65,10 @@ function lastMeaningfulLine(lines: readonly string[]): string | undefined {
   return meaningful.at(-1)?.trim();
 }
 
-/** True when duplicity failed only because the directory on the target does not exist yet. */
+/**
+ * True when duplicity, or the agent's rsync listing (target-listing.ts), failed only because the
+ * directory on the target does not exist yet: both print rsync's change_dir line.
+ */
 export function isMissingTargetDirectory(error: unknown): boolean {
   const cause = error instanceof BackupFailedError ? error.cause : error;
   return (

@@ -50,19 +50,23 @@ export async function writeLedger(file: string, ledger: UploadLedger): Promise<v
   await writeFileAtomic(file, `${JSON.stringify(ledger)}\n`);
 }
 
-/** After duplicity reported success for an upload of `localdir`: records its set as the target lists it. */
+/**
+ * After duplicity reported success for an upload of `localdir`: records its set as the target lists
+ * it. Returns that listing, the run's one look at the target after the upload (retention reads it).
+ */
 export async function recordUpload(
   runner: CommandRunner,
   settings: DuplicitySettings,
   localdir: string,
   deadline: Deadline,
-): Promise<void> {
+): Promise<RemoteFile[]> {
   const file = ledgerPath(settings.archiveDir, settings.name);
   const [listing, { ledger }] = await Promise.all([
     listRemoteFiles(runner, settings.url, settings, deadline),
     readLedger(file),
   ]);
   await writeLedger(file, recordNewestSet(ledger, listing, { localdir, hostname: hostname() }));
+  return listing;
 }
 
 /**

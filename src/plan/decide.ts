@@ -74,7 +74,7 @@ function days(ms: number): string {
 export interface RetentionPlan {
   /** remove-all-but-n-full: with the new full there are more chains than keep_full. */
   readonly removeOldChains: boolean;
-  /** cleanup: old chains were removed, or collection-status saw orphaned or incomplete sets. */
+  /** cleanup: old chains were removed, or the target held orphaned or incomplete sets. */
   readonly cleanup: boolean;
   readonly reason: string;
 }

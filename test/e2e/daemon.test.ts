@@ -798,12 +798,12 @@ describe('the daemon on a freshly booted Debian 13', () => {
     );
     await run(['systemctl', 'start', UNIT]);
     const children = await waitFor('a running backup with its child processes', RUN_TIMEOUT_MS, async () => {
-      // A dump or an upload, not the version probes at the start of a run.
+      // A dump or an upload, not the version probes or the listing of the target at the start of a run.
       const status = await statusText();
       if (!/^running .*(dump|upload)/.test(status)) return undefined;
       const found = (await childProcesses())
         .split('\n')
-        .filter((line) => line !== '' && !/--version|collection-status/.test(line));
+        .filter((line) => line !== '' && !/--version|--list-only/.test(line));
       return found.length > 0 ? found.join('\n') : undefined;
     });
     console.log(`# stopping during: ${await statusText()}\n${children.replace(/^/gm, '#   ')}`);
