@@ -1,8 +1,9 @@
 #!/bin/bash
 # Installs everything the tests, the demo and the benchmarks run for real, on a fresh Debian 12 or 13:
 # the servers the harness starts on loopback (MariaDB, InfluxDB 1.x, PostgreSQL, sshd), the programs the agent
-# drives (duplicity, rsync, ssh, gpg), the tools that prove the .deb (debootstrap, nspawn, lintian)
-# and the shipped alert rules (promtool, from Debian's prometheus package).
+# drives (duplicity, rsync, ssh, gpg), the tools that prove the .deb (debootstrap, nspawn, lintian),
+# the shipped alert rules (promtool, from Debian's prometheus package) and the lint of the Ansible roles in
+# deploy/ansible (ansible-core for ansible-playbook --syntax-check, and ansible-lint, as Debian ships them).
 # Then the npm dependencies, exactly as locked.
 set -euo pipefail
 
@@ -17,6 +18,7 @@ packages=(
   procps psmisc util-linux curl
   debootstrap systemd-container lintian
   prometheus
+  ansible-core ansible-lint
   python3 make g++ libsystemd-dev pkg-config
 )
 

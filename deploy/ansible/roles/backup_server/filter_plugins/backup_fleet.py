@@ -1,0 +1,1 @@
+../../backup_agent/filter_plugins/backup_fleet.py
