@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { execa } from 'execa';
+import { AGENT } from './harness/agent.js';
 import { chownToBackup, makeTempDir } from './harness/temp-dir.js';
 
 const REPO = new URL('../', import.meta.url).pathname;
@@ -77,4 +78,16 @@ test("the scripts' readable copy runs the same command as backup, and is removed
   assert.match(result.stdout, /mysql/);
   const left = (await readdir('/var/tmp')).filter((name) => name.startsWith('backup-agent-run.'));
   assert.deepEqual(left, before, 'the copy is gone');
+});
+
+test('root starting the CLI from a directory backup cannot enter (/root after sudo -i, Ansible over ssh) still runs its children', async () => {
+  const result = await execa(process.execPath, [AGENT, '--config', configFile, 'check'], {
+    cwd: privateDir,
+    reject: false,
+    all: true,
+  });
+  // mariadb-dump started as backup and read the (missing) option file: before, its spawn could not
+  // enter the directory and every child "failed with exit code 128".
+  assert.match(result.all, /^\[FAIL\] mysql objects: .*the option file could not be used/m, result.all);
+  assert.doesNotMatch(result.all, /exit code 128/, result.all);
 });

@@ -59,6 +59,10 @@ export async function rerunAsAgentUser(): Promise<number | null> {
   if (!isRoot()) return null;
   const user = await agentUser();
   await requireAgentReadable(user);
+  // Root's cwd is often one backup cannot enter (/root, where sudo -i and Ansible's ssh start):
+  // every spawn of the agent would then fail to chdir there. Relative paths in argv could not be
+  // read from there by backup anyway.
+  const cwd = (await unreadableBy(user, process.cwd())) === undefined ? process.cwd() : '/';
   const child = spawn(
     'setpriv',
     [
@@ -79,6 +83,7 @@ export async function rerunAsAgentUser(): Promise<number | null> {
       detached: true,
       stdio: ['ignore', 'inherit', 'inherit'],
       env: agentEnvironment(user),
+      cwd,
     },
   );
   const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
