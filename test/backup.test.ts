@@ -5,12 +5,14 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
 import { type AgentHost, INFLUX_DATABASE, MYSQL_DATABASE, makeAgentHost, summaryOf, today } from './harness/agent.js';
 import { restoreWithDuplicity, targetChains } from './harness/duplicity.js';
 import { type InfluxDb, changeInflux, seedInflux, startInfluxDb } from './harness/influxdb.js';
 import { type MariaDb, changeData, seedDatabase, startMariaDb } from './harness/mariadb.js';
 import { fingerprintOfInfluxBackup, fingerprintOfSqlDump, readStagedManifest } from './harness/restore-check.js';
 import { type SshTarget, startSshTarget } from './harness/ssh-target.js';
+import { asBackupUser } from './harness/temp-dir.js';
 
 let mariadb: MariaDb;
 let influx: InfluxDb;
@@ -239,4 +241,38 @@ test('check passes on a working host', async () => {
   assert.equal(result.exitCode, 0, result.stdout + result.stderr);
   assert.match(result.stdout, /^\[ ok \] target mysql: rsync:\/\/.* is reachable and writable/m);
   assert.match(result.stdout, /^check passed/m);
+});
+
+test("check, list and status answer while a run's duplicity holds the source's cache lock", async () => {
+  // duplicity locks <cache>/<name>/lockfile with fcntl (python's fasteners) for as long as it runs;
+  // a second duplicity on the same cache fails with "Another duplicity instance is already running".
+  const lockFile = join(host.cacheDir, 'mysql', 'lockfile');
+  const holder = execa(
+    'setpriv',
+    await asBackupUser([
+      '/usr/bin/python3',
+      '-c',
+      'import fcntl, sys, time\nf = open(sys.argv[1], "a")\nfcntl.lockf(f, fcntl.LOCK_EX)\nprint("locked", flush=True)\ntime.sleep(120)',
+      lockFile,
+    ]),
+    { reject: false },
+  );
+  try {
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout?.once('data', () => resolve());
+      void holder.then((result) => reject(new Error(`the lock holder ended: ${result.stderr}`)));
+    });
+    const check = await host.run(['check']);
+    assert.equal(check.exitCode, 0, check.stdout + check.stderr);
+    assert.match(check.stdout, /^\[ ok \] target mysql: rsync:\/\/.* is reachable and writable; [1-9]\d* chain\(s\)/m);
+    const list = await host.run(['list', 'mysql']);
+    assert.equal(list.exitCode, 0, list.stdout + list.stderr);
+    assert.match(list.stdout, /full/);
+    const status = await host.run(['status', '--remote', '--json']);
+    assert.doesNotMatch(status.stdout, /Another duplicity|lockfile|"target":\{"error"/, status.stdout);
+    assert.match(status.stdout, /"target":\{"/, status.stdout);
+  } finally {
+    holder.kill('SIGKILL');
+    await holder;
+  }
 });

@@ -27,10 +27,12 @@ import {
   resolvePaths,
 } from '../system/unit-sandbox.js';
 import { ensureRemoteDirectory, probeRemoteWrite } from '../remote/remote.js';
+import { formatRsyncUrl } from '../remote/rsync-url.js';
+import { chainStatusFromListing } from '../duplicity/listing-chains.js';
+import { listTarget } from './run-plan.js';
 import {
   type AgentContext,
   createContext,
-  openDuplicity,
   duplicitySettings,
   enabledSources,
   sectionOf,
@@ -157,13 +159,14 @@ export async function runChecks(config: Config, logger: Logger, cancel: AbortSig
   for (const source of sources) {
     await check(`target ${source.kind}`, async () => {
       const settings = duplicitySettings(ready, source.kind);
-      const duplicity = openDuplicity(ready, source.kind);
       const deadline = targetDeadline(config, `checking ${source.kind} on the target`);
       await ensureRemoteDirectory(ready.runner, settings.url, settings, scratchDirectory(config), deadline);
       await probeRemoteWrite(ready.runner, settings.url, settings, scratchDirectory(config), deadline);
-      const status = await duplicity.chainStatus();
+      // From the listing, as a run reads it: duplicity's collection-status would wait for, or fail
+      // on, the cache lock of a run in progress.
+      const status = chainStatusFromListing((await listTarget(ready, source.kind)).files);
       const sets = status.chains.reduce((sum, chain) => sum + chain.sets.length, 0);
-      return `${duplicity.url} is reachable and writable; ${status.chains.length} chain(s), ${sets} backup set(s)`;
+      return `${formatRsyncUrl(settings.url)} is reachable and writable; ${status.chains.length} chain(s), ${sets} backup set(s)`;
     });
   }
   return items;

@@ -1,8 +1,11 @@
 // The restore points on the target: duplicity's chain status, with sizes from the file listing.
 import type { BackupSet, SourceKind } from '../domain.js';
 import { allSets } from '../duplicity/collection-status.js';
-import { type RemoteFile, listRemoteFiles } from '../remote/remote.js';
-import { type AgentContext, duplicitySettings, openDuplicity, targetDeadline } from '../context/context.js';
+import { chainStatusFromListing } from '../duplicity/listing-chains.js';
+import type { RemoteFile } from '../remote/remote.js';
+import { formatRsyncUrl } from '../remote/rsync-url.js';
+import { type AgentContext, duplicitySettings } from '../context/context.js';
+import { listTarget } from './run-plan.js';
 
 export interface RestorePoint extends BackupSet {
   readonly bytes: number;
@@ -15,23 +18,17 @@ export interface SourceListing {
 }
 
 export async function listRestorePoints(context: AgentContext, source: SourceKind): Promise<SourceListing> {
-  const settings = duplicitySettings(context, source);
-  const duplicity = openDuplicity(context, source);
-  const { status } = await duplicity.chainStatusIfPresent();
-  const files =
-    status.chains.length === 0
-      ? []
-      : await listRemoteFiles(
-          context.runner,
-          settings.url,
-          settings,
-          targetDeadline(context.config, `listing ${source} on the target`),
-        );
+  // One rsync listing gives the chain and the sizes, and takes no lock of duplicity's: list answers
+  // while the daemon's run holds the cache (listing-chains.test.ts keeps it equal to collection-status).
+  const { files } = await listTarget(context, source);
   const sizes = sizeBySetTime(files);
   return {
     source,
-    url: duplicity.url,
-    points: allSets(status).map((set) => ({ ...set, bytes: sizes.get(duplicityTimestamp(set.time)) ?? 0 })),
+    url: formatRsyncUrl(duplicitySettings(context, source).url),
+    points: allSets(chainStatusFromListing(files)).map((set) => ({
+      ...set,
+      bytes: sizes.get(duplicityTimestamp(set.time)) ?? 0,
+    })),
   };
 }
 

@@ -18,9 +18,11 @@ import {
 import { formatTime } from '../history/time-text.js';
 import type { BackupKind, ChainStatus, SourceKind } from '../domain.js';
 import { newestFull } from '../duplicity/collection-status.js';
+import { chainStatusFromListing } from '../duplicity/listing-chains.js';
 import type { HostFullDay } from '../plan/decide.js';
 import { errorMessage } from '../errors.js';
-import { type AgentContext, openDuplicity } from '../context/context.js';
+import type { AgentContext } from '../context/context.js';
+import { listTarget } from './run-plan.js';
 
 export type SourceHealth = 'ok' | 'failing' | 'breach' | 'unknown';
 
@@ -167,9 +169,9 @@ async function readTargets(
   const chains: Partial<Record<SourceKind, ChainStatus>> = {};
   await Promise.all(
     sources.map(async (source) => {
-      const duplicity = openDuplicity(context, source);
       try {
-        const { status } = await duplicity.chainStatusIfPresent();
+        // The listing a run reads, not collection-status: no wait on the cache lock of a run in progress.
+        const status = chainStatusFromListing((await listTarget(context, source)).files);
         chains[source] = status;
         targets[source] = summarizeChain(status);
       } catch (error) {

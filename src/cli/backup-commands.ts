@@ -117,7 +117,7 @@ export function addBackupCommands({ program, cancel, setExitCode }: CommandSetup
       'per source: last run, last success, newest full, deadline and RPO, next run; exit 1 when a source is failing or in breach',
     )
     .option('--json', 'stable JSON instead of the table')
-    .option('--remote', 'also read the chain on the target (duplicity collection-status)')
+    .option('--remote', 'also read the chain on the target (one rsync listing per source)')
     .action(async (options: { json?: boolean; remote?: boolean }) => {
       const config = await prepare(program);
       const [{ createContext }, { createLogger }, { collectStatus }, { formatStatus, formatStatusJson }] =
