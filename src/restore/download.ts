@@ -3,12 +3,14 @@
 // on the database side here.
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type AgentContext, openDuplicity, sectionOf } from '../context/context.js';
+import { type AgentContext, openDuplicity, scratchDirectory, sectionOf } from '../context/context.js';
 import type { BackupSet, SourceKind } from '../domain.js';
 import { BackupFailedError, errorMessage } from '../errors.js';
 import { formatBytes } from '../report/format.js';
 import { type Manifest, configuredDatabases, readManifest, totalSize, verifyManifest } from '../sources/manifest.js';
+import { ensureWritableDirectory } from '../system/directories.js';
 import type { SystemUser } from '../system/privileges.js';
+import { quickDeadline } from '../system/run-command.js';
 import type { DownloadPlace } from './restore-area.js';
 import { type RestoreTime, chooseBackupSet } from './restore-point.js';
 import { refuseUnencryptedVolumes } from './unencrypted-volumes.js';
@@ -33,10 +35,29 @@ export async function resolveBackupSet(
   time: RestoreTime,
   runAs?: SystemUser,
 ): Promise<BackupSet> {
+  await ensureScratch(context, runAs);
   const duplicity = openDuplicity(context, source, runAs);
   const set = chooseBackupSet(await duplicity.chainStatus(), time, duplicity.url);
   await refuseUnencryptedVolumes(context, source, runAs);
   return set;
+}
+
+/**
+ * duplicity's --tempdir: on a brand-new host no run or check has made it yet, and duplicity does not.
+ * Root's restore makes it as the backup user, in backup's own cache directory, so that root creates
+ * nothing where backup could have planted a link.
+ */
+async function ensureScratch(context: AgentContext, runAs: SystemUser | undefined): Promise<void> {
+  const scratch = scratchDirectory(context.config);
+  if (runAs === undefined) {
+    await ensureWritableDirectory(scratch, 'agent.cache_dir');
+    return;
+  }
+  await context.runner.run({
+    argv: ['mkdir', '-p', '-m', '0700', scratch],
+    runAs,
+    deadline: quickDeadline('making the scratch directory in agent.cache_dir'),
+  });
 }
 
 /**
