@@ -124,6 +124,16 @@ test('an unreachable target fails the upload, names the target, and keeps the ne
     );
     const staged = await readFile(join(host.stagingDir, 'mysql', `${MYSQL_DATABASE}.sql`), 'utf8');
     assert.match(staged, /changed@77/, 'the new dump is kept in staging');
+    // check says the same in one line, with ssh's own words (host and port) and what to look at.
+    const check = await host.run(['check']);
+    assert.equal(check.exitCode, 1, check.stdout + check.stderr);
+    assert.match(
+      check.stdout,
+      new RegExp(
+        `^\\[FAIL\\] target mysql: writing to rsync://root@127\\.0\\.0\\.1:${closedPort}//\\S+/mysql failed: the target is unreachable: ssh: connect to host 127\\.0\\.0\\.1 port ${closedPort}: Connection refused\n +fix: check that the host is up, its sshd listens on the port in target\\.url`,
+        'm',
+      ),
+    );
   } finally {
     await host.writeConfig();
   }

@@ -17,7 +17,7 @@ import type { ProgramNeed } from '../sources/engine.js';
 import { engineOf } from '../sources/registry.js';
 import { ensureWritableDirectory } from '../system/directories.js';
 import { findProgram } from '../system/find-program.js';
-import { CommandRunner, quickDeadline } from '../system/run-command.js';
+import { CommandFailedError, CommandRunner, quickDeadline } from '../system/run-command.js';
 import {
   UNIT,
   blockedPaths,
@@ -27,6 +27,7 @@ import {
   resolvePaths,
 } from '../system/unit-sandbox.js';
 import { ensureRemoteDirectory, probeRemoteWrite } from '../remote/remote.js';
+import { explainRsyncFailure } from '../remote/failures.js';
 import { formatRsyncUrl } from '../remote/rsync-url.js';
 import { chainStatusFromListing } from '../duplicity/listing-chains.js';
 import { listTarget } from './run-plan.js';
@@ -160,13 +161,20 @@ export async function runChecks(config: Config, logger: Logger, cancel: AbortSig
     await check(`target ${source.kind}`, async () => {
       const settings = duplicitySettings(ready, source.kind);
       const deadline = targetDeadline(config, `checking ${source.kind} on the target`);
-      await ensureRemoteDirectory(ready.runner, settings.url, settings, scratchDirectory(config), deadline);
-      await probeRemoteWrite(ready.runner, settings.url, settings, scratchDirectory(config), deadline);
+      const url = formatRsyncUrl(settings.url);
+      try {
+        await ensureRemoteDirectory(ready.runner, settings.url, settings, scratchDirectory(config), deadline);
+        await probeRemoteWrite(ready.runner, settings.url, settings, scratchDirectory(config), deadline);
+      } catch (error) {
+        if (error instanceof CommandFailedError && error.signal === undefined)
+          throw explainRsyncFailure(`writing to ${url}`, error);
+        throw error;
+      }
       // From the listing, as a run reads it: duplicity's collection-status would wait for, or fail
       // on, the cache lock of a run in progress.
       const status = chainStatusFromListing((await listTarget(ready, source.kind)).files);
       const sets = status.chains.reduce((sum, chain) => sum + chain.sets.length, 0);
-      return `${formatRsyncUrl(settings.url)} is reachable and writable; ${status.chains.length} chain(s), ${sets} backup set(s)`;
+      return `${url} is reachable and writable; ${status.chains.length} chain(s), ${sets} backup set(s)`;
     });
   }
   return items;

@@ -2,7 +2,7 @@
 // (remote/failures.ts) and duplicity's and gpg's own.
 import { BackupFailedError } from '../errors.js';
 import { CommandFailedError } from '../system/run-command.js';
-import { type Cause, TARGET_CAUSES } from '../remote/failures.js';
+import { type Cause, TARGET_CAUSES, explainCommandFailure } from '../remote/failures.js';
 
 const CAUSES: readonly Cause[] = [
   ...TARGET_CAUSES,
@@ -45,17 +45,8 @@ const CAUSES: readonly Cause[] = [
   },
 ];
 
-/** A failure another try a few seconds later may not meet: the target did not answer. */
-export class TargetUnreachableError extends BackupFailedError {}
-
 export function explainDuplicityFailure(what: string, error: CommandFailedError): BackupFailedError {
-  const stderr = error.result.stderrTail.join('\n');
-  const known = CAUSES.find((candidate) => candidate.pattern.test(stderr));
-  const detail = lastMeaningfulLine(error.result.stderrTail) ?? `exit code ${error.result.exitCode}`;
-  const Failure = known?.transient === true ? TargetUnreachableError : BackupFailedError;
-  return new Failure(`${what} failed: ${known?.cause ?? 'duplicity failed'}: ${detail}`, known?.hint, {
-    cause: error,
-  });
+  return explainCommandFailure(what, error, CAUSES, { cause: 'duplicity failed', detailOf: lastMeaningfulLine });
 }
 
 function lastMeaningfulLine(lines: readonly string[]): string | undefined {

@@ -1,13 +1,12 @@
 // The look at a source's directory on the target that a run takes before its upload: one
 // rsync --list-only, from which both the chain (listing-chains.ts) and its health (chain-health.ts)
 // are read. Its failures are named as duplicity's are, from the same ssh and rsync refusals.
-import { BackupFailedError } from '../errors.js';
-import { TARGET_CAUSES } from '../remote/failures.js';
+import { explainRsyncFailure } from '../remote/failures.js';
 import { type RemoteFile, listRemoteFiles } from '../remote/remote.js';
 import { formatRsyncUrl } from '../remote/rsync-url.js';
 import { CommandFailedError, type CommandRunner, type Deadline } from '../system/run-command.js';
 import type { DuplicitySettings } from './command.js';
-import { TargetUnreachableError, isMissingTargetDirectory } from './failures.js';
+import { isMissingTargetDirectory } from './failures.js';
 
 export interface TargetListing {
   readonly files: readonly RemoteFile[];
@@ -28,22 +27,9 @@ export async function readTargetListing(
     // place says "Not a directory" instead and stays a failure.
     if (isMissingTargetDirectory(error)) return { files: [], directoryExists: false };
     if (error instanceof CommandFailedError && error.signal === undefined) {
-      throw explainListingFailure(formatRsyncUrl(settings.url), error);
+      // An unreachable target may answer a few seconds later (TargetUnreachableError); a refusal will not.
+      throw explainRsyncFailure(`reading the backup chain at ${formatRsyncUrl(settings.url)}`, error);
     }
     throw error;
   }
-}
-
-/** An unreachable target may answer a few seconds later (TargetUnreachableError); a refusal will not. */
-function explainListingFailure(url: string, error: CommandFailedError): BackupFailedError {
-  const lines = error.result.stderrTail.filter((line) => line.trim() !== '');
-  const known = TARGET_CAUSES.find((cause) => lines.some((line) => cause.pattern.test(line)));
-  // rsync's first line names the cause; its last one only sums up ("rsync error: ... (code 255)").
-  const detail = (known === undefined ? lines[0] : lines.find((line) => known.pattern.test(line)))?.trim();
-  const Failure = known?.transient === true ? TargetUnreachableError : BackupFailedError;
-  return new Failure(
-    `reading the backup chain at ${url} failed: ${known?.cause ?? 'rsync failed'}: ${detail ?? `exit code ${error.result.exitCode}`}`,
-    known?.hint,
-    { cause: error },
-  );
 }

@@ -2,6 +2,8 @@
 // no retry can fix a changed host key, a refused key or a directory that is missing or read-only,
 // so a command that prints one is stopped at that line instead of retrying for minutes (duplicity
 // retries every backend error alike).
+import { BackupFailedError } from '../errors.js';
+import type { CommandFailedError } from '../system/run-command.js';
 
 export interface Cause {
   readonly pattern: RegExp;
@@ -61,3 +63,35 @@ export const PERMANENT_REFUSAL = new RegExp(
     .map((cause) => cause.pattern.source)
     .join('|'),
 );
+
+/** A failure another try a few seconds later may not meet: the target did not answer. */
+export class TargetUnreachableError extends BackupFailedError {}
+
+/**
+ * A failed command as the operator reads it: what failed, the first known cause its stderr shows,
+ * the line that shows it (`detailOf` picks one when no cause is known), and the fix.
+ */
+export function explainCommandFailure(
+  what: string,
+  error: CommandFailedError,
+  causes: readonly Cause[],
+  fallback: {
+    readonly cause: string;
+    readonly detailOf: (lines: readonly string[], known?: Cause) => string | undefined;
+  },
+): BackupFailedError {
+  const lines = error.result.stderrTail.filter((line) => line.trim() !== '');
+  const known = causes.find((cause) => lines.some((line) => cause.pattern.test(line)));
+  const detail = fallback.detailOf(lines, known)?.trim() ?? `exit code ${error.result.exitCode}`;
+  const Failure = known?.transient === true ? TargetUnreachableError : BackupFailedError;
+  return new Failure(`${what} failed: ${known?.cause ?? fallback.cause}: ${detail}`, known?.hint, { cause: error });
+}
+
+/** The agent's own rsync calls to the target (listing, directory, write probe). */
+export function explainRsyncFailure(what: string, error: CommandFailedError): BackupFailedError {
+  return explainCommandFailure(what, error, TARGET_CAUSES, {
+    cause: 'rsync failed',
+    // rsync's first line names the cause; its last one only sums up ("rsync error: ... (code 255)").
+    detailOf: (lines, known) => (known === undefined ? lines[0] : lines.find((line) => known.pattern.test(line))),
+  });
+}
