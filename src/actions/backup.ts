@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackupKind, HealNotice, PlannedStep, SourceKind, SourceOutcome } from '../domain.js';
 import { findCacheDamage, mayBeCacheFault, moveCacheAside } from '../duplicity/cache-health.js';
 import type { DuplicitySettings } from '../duplicity/command.js';
-import { TargetUnreachableError } from '../duplicity/failures.js';
+import { TargetUnreachableError } from '../remote/failures.js';
 import { chainStatusFromListing } from '../duplicity/listing-chains.js';
 import { proveSigningKey } from '../duplicity/signing-key.js';
 import type { TargetListing } from '../duplicity/target-listing.js';
@@ -172,6 +172,7 @@ async function backupSource(
       }
       log.info({ retention }, 'retention: %s; %s', verification.reason, retention.reason);
       for (const step of steps.retention) await duplicity.execute(step);
+      if (retention.removeOldChains) await proveRetention(context, source.kind);
     }
     return {
       source: source.kind,
@@ -192,6 +193,22 @@ async function backupSource(
       bytesDumped,
       durationMs: Date.now() - started,
     };
+  }
+}
+
+/**
+ * duplicity reports a removal done when the target took the rsync call, also when it deleted nothing:
+ * rrsync with -no-del drops rsync's --delete silently. Left unseen, the target would fill up while
+ * every run says OK.
+ */
+async function proveRetention(context: AgentContext, source: SourceKind): Promise<void> {
+  const keepFull = context.config.agent.keep_full;
+  const left = chainStatusFromListing((await listTarget(context, source)).files).chains.length;
+  if (left > keepFull) {
+    throw new BackupFailedError(
+      `retention removed nothing: ${left} chains are still on the target after removing all but ${keepFull} (agent.keep_full); the target did not delete the old chains' files`,
+      'let the target account delete its own files: with rrsync, no -no-del in its authorized_keys command (deploy/ansible/roles/backup_server/README.md); the new full is on the target',
+    );
   }
 }
 
