@@ -35,7 +35,7 @@ export async function resolveBackupSet(
   time: RestoreTime,
   runAs?: SystemUser,
 ): Promise<BackupSet> {
-  await ensureScratch(context, runAs);
+  await ensureDuplicityDirectories(context, runAs);
   const duplicity = openDuplicity(context, source, runAs);
   const set = chooseBackupSet(await duplicity.chainStatus(), time, duplicity.url);
   await refuseUnencryptedVolumes(context, source, runAs);
@@ -43,20 +43,23 @@ export async function resolveBackupSet(
 }
 
 /**
- * duplicity's --tempdir: on a brand-new host no run or check has made it yet, and duplicity does not.
- * Root's restore makes it as the backup user, in backup's own cache directory, so that root creates
- * nothing where backup could have planted a link.
+ * duplicity's --tempdir and gpg's home: on a brand-new host no run or check has made them yet, and
+ * neither duplicity nor gpg (as duplicity calls it) does. Root's restore makes them as the backup
+ * user, in backup's own directories, so that root creates nothing where backup could have planted a
+ * link.
  */
-async function ensureScratch(context: AgentContext, runAs: SystemUser | undefined): Promise<void> {
+async function ensureDuplicityDirectories(context: AgentContext, runAs: SystemUser | undefined): Promise<void> {
   const scratch = scratchDirectory(context.config);
+  const gnupgHome = context.config.target.gnupg_home;
   if (runAs === undefined) {
     await ensureWritableDirectory(scratch, 'agent.cache_dir');
+    await ensureWritableDirectory(gnupgHome, 'target.gnupg_home');
     return;
   }
   await context.runner.run({
-    argv: ['mkdir', '-p', '-m', '0700', scratch],
+    argv: ['mkdir', '-p', '-m', '0700', scratch, gnupgHome],
     runAs,
-    deadline: quickDeadline('making the scratch directory in agent.cache_dir'),
+    deadline: quickDeadline('making the scratch directory and the gnupg home'),
   });
 }
 
