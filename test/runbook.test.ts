@@ -2,7 +2,7 @@
 // written, with the settings block's variables taken from this test's environment, against real
 // servers. A runbook command that stops working fails here, for the agent path and the manual one.
 import assert from 'node:assert/strict';
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { execa } from 'execa';
@@ -11,9 +11,8 @@ import { type InfluxDb, seedInflux, startInfluxDb } from './harness/influxdb.js'
 import { type MariaDb, seedDatabase, startMariaDb } from './harness/mariadb.js';
 import { type Postgres, startPostgres } from './harness/postgres.js';
 import { type SshTarget, startSshTarget } from './harness/ssh-target.js';
+import { declaredVariables, runbookBlocks, usedVariables } from './harness/runbook-blocks.js';
 import { makeTempDir, removeDir } from './harness/temp-dir.js';
-
-const RUNBOOK = new URL('../backup_restore.md', import.meta.url);
 
 let mariadb: MariaDb;
 let influx: InfluxDb;
@@ -25,15 +24,6 @@ let blocks: Map<string, string>;
 let mysqlBackedUp = '';
 let influxBackedUp = '';
 let pgBackedUp = '';
-
-/** The fenced block right after each `<!-- runbook:NAME -->` marker. */
-function runbookBlocks(markdown: string): Map<string, string> {
-  const found = new Map<string, string>();
-  for (const match of markdown.matchAll(/<!-- runbook:([a-z-]+) -->\n```sh\n([\s\S]*?)\n```/g)) {
-    found.set(match[1] ?? '', match[2] ?? '');
-  }
-  return found;
-}
 
 function settings(): Record<string, string> {
   return {
@@ -81,7 +71,7 @@ async function runScript(script: string): Promise<{ exitCode: number; output: st
 }
 
 before(async () => {
-  blocks = runbookBlocks(await readFile(RUNBOOK, 'utf8'));
+  blocks = await runbookBlocks();
   [mariadb, influx, pg, target] = await Promise.all([
     startMariaDb(),
     startInfluxDb(),
@@ -116,12 +106,12 @@ after(async () => {
 });
 
 test('the settings block names exactly the variables the runbook commands use', () => {
-  const declared = [...(blocks.get('settings') ?? '').matchAll(/^(?:export )?([A-Z_]+)=/gm)].map((m) => m[1]);
-  assert.deepEqual(declared.sort(), Object.keys(settings()).sort());
+  assert.deepEqual(declaredVariables(blocks.get('settings') ?? '').sort(), Object.keys(settings()).sort());
+  // fleet-*: section 7a, run on the Ansible controller by test/e2e/fleet.test.ts with its own settings.
   const used = new Set(
     [...blocks.entries()]
-      .filter(([name]) => name !== 'settings')
-      .flatMap(([, block]) => [...block.matchAll(/\$\{?([A-Z_]+)/g)].map((m) => m[1])),
+      .filter(([name]) => name !== 'settings' && !name.startsWith('fleet-'))
+      .flatMap(([, block]) => usedVariables(block)),
   );
   for (const name of used) {
     if (['PASSPHRASE', 'GNUPGHOME', 'WORK', 'SAFE', 'STOPPED'].includes(name ?? '')) continue;

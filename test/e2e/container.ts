@@ -15,7 +15,7 @@ import { findProgram } from '../../src/system/find-program.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 
@@ -33,6 +33,7 @@ export async function packageUnderTest(version: string): Promise<string> {
 export const BUILD_CACHE = process.env['BACKUP_AGENT_BUILD_CACHE'] ?? '/var/cache/backup-agent-build';
 const MIRROR = process.env['DEBIAN_MIRROR'] ?? 'http://deb.debian.org/debian';
 const BOOT_ROOT = join(BUILD_CACHE, 'trixie-boot');
+const LAYERS = join(BUILD_CACHE, 'layers');
 const BOOT_PACKAGES = ['systemd-sysv', 'dbus'];
 const MARKER = '.backup-agent-boot-root';
 const CONTAINER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -162,29 +163,111 @@ export async function ensureBootRoot(): Promise<string> {
   return BOOT_ROOT;
 }
 
+function aptArchivesBind(): string {
+  return `--bind=${join(BUILD_CACHE, 'apt-archives')}:/var/cache/apt/archives`;
+}
+
+export interface LayerSpec {
+  /** Names the layer's directory; a change of anything else in the spec rebuilds it. */
+  readonly name: string;
+  readonly packages: readonly string[];
+  /** A Depends field for `apt-get satisfy`, e.g. a package's own, to have its dependencies in the layer. */
+  readonly satisfy?: string;
+  /** Units the packages enable that must not start at boot (nothing may take a default port). */
+  readonly disable: readonly string[];
+  /** Files written into the layer: path in the container to content. */
+  readonly files?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Packages installed once over the clean root and kept as an overlay layer in BUILD_CACHE/layers, for
+ * tests that boot several machines alike: each then boots in seconds instead of running apt. Made by
+ * apt-get in a container that is not booted (nothing starts), then cleaned of what must differ between
+ * machines: the ssh host keys (each container makes its own with `ssh-keygen -A`) and the machine id.
+ */
+export async function ensureLayer(spec: LayerSpec): Promise<string> {
+  const lower = await ensureBootRoot();
+  const dir = join(LAYERS, spec.name);
+  const marker = join(dir, MARKER);
+  const wanted = JSON.stringify(spec);
+  if (existsSync(marker) && (await readFile(marker, 'utf8')) === wanted) return dir;
+  await withLock(`layer-${spec.name}`, async () => {
+    if (existsSync(marker) && (await readFile(marker, 'utf8')) === wanted) return;
+    const base = `${dir}.build`;
+    await rm(base, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
+    const { upper, root } = await mountOverlay(base, lower);
+    try {
+      const nspawn = (argv: readonly string[]) =>
+        execa(
+          'systemd-nspawn',
+          [
+            '--quiet',
+            '--register=no',
+            '--keep-unit',
+            `--directory=${root}`,
+            '--resolv-conf=copy-host',
+            aptArchivesBind(),
+            '--setenv=DEBIAN_FRONTEND=noninteractive',
+            '--',
+            ...argv,
+          ],
+          { all: true, timeout: 30 * 60_000 },
+        );
+      // Debian's container convention: no service starts during apt.
+      await writeFile(join(root, 'usr/sbin/policy-rc.d'), '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+      await nspawn(['apt-get', 'update', '-q']);
+      await nspawn(['apt-get', 'install', '-y', '-q', '--no-install-recommends', ...spec.packages]);
+      if (spec.satisfy !== undefined) await nspawn(['apt-get', 'satisfy', '-y', '-q', spec.satisfy]);
+      await nspawn(['systemctl', 'disable', ...spec.disable]);
+      for (const [path, content] of Object.entries(spec.files ?? {})) {
+        await mkdir(join(root, dirname(path)), { recursive: true });
+        await writeFile(join(root, path), content);
+      }
+      await rm(join(root, 'usr/sbin/policy-rc.d'));
+      for (const name of await readdir(join(root, 'etc/ssh')).catch(() => [])) {
+        if (name.startsWith('ssh_host_')) await rm(join(root, 'etc/ssh', name));
+      }
+      await writeFile(join(root, 'etc/machine-id'), '');
+    } finally {
+      await unmount(root);
+    }
+    await writeFile(join(upper, MARKER), wanted);
+    await rename(upper, dir);
+    await rm(base, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+/** An overlay of `lower` (colon-separated layers, top first) at <base>/root, its changes in <base>/upper. */
+async function mountOverlay(base: string, lower: string): Promise<{ upper: string; work: string; root: string }> {
+  const [upper, work, root] = ['upper', 'work', 'root'].map((part) => join(base, part)) as [string, string, string];
+  for (const path of [upper, work, root]) await mkdir(path, { recursive: true });
+  await execa('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, root]);
+  return { upper, work, root };
+}
+
 let sequence = 0;
 
 /** Boots a throwaway copy of the clean root and waits until systemd has finished starting. */
 export async function bootContainer(
-  options: { readonly label?: string; readonly bootTimeoutMs?: number } = {},
+  options: {
+    readonly label?: string;
+    readonly bootTimeoutMs?: number;
+    /** A layer from ensureLayer, under the container's own changes and over the clean root. */
+    readonly layer?: string;
+    /**
+     * Bind the shared download cache (default true). Containers whose packages come from a layer
+     * and that run apt-get at the same time (e.g. Ansible's apt module, which does not wait for
+     * another apt's lock) keep their own instead.
+     */
+    readonly sharedAptArchives?: boolean;
+  } = {},
 ): Promise<Container> {
-  const lower = await ensureBootRoot();
+  const lower = [...(options.layer === undefined ? [] : [options.layer]), await ensureBootRoot()].join(':');
   const name = `ba-${options.label ?? 'e2e'}-${process.pid}-${++sequence}`;
   const base = join(BUILD_CACHE, 'containers', name);
-  const upper = join(base, 'upper');
-  const work = join(base, 'work');
-  const rootDir = join(base, 'root');
-  await mkdir(upper, { recursive: true });
-  await mkdir(work, { recursive: true });
-  await mkdir(rootDir, { recursive: true });
-  await execa('mount', [
-    '-t',
-    'overlay',
-    'overlay',
-    '-o',
-    `lowerdir=${lower},upperdir=${upper},workdir=${work}`,
-    rootDir,
-  ]);
+  const { upper, work, root: rootDir } = await mountOverlay(base, lower);
 
   const console = createWriteStream(join(base, 'console.log'));
   const bootTimeoutMs = options.bootTimeoutMs ?? 120_000;
@@ -202,7 +285,7 @@ export async function bootContainer(
         `--directory=${rootDir}`,
         '--console=read-only',
         '--resolv-conf=copy-host',
-        `--bind=${join(BUILD_CACHE, 'apt-archives')}:/var/cache/apt/archives`,
+        ...(options.sharedAptArchives === false ? [] : [aptArchivesBind()]),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
