@@ -193,16 +193,18 @@ test('a full run executes exactly the commands its dry run printed, retention in
       `${source.source} ran its steps out of order`,
     );
   }
-  // The run reads each source's chain from one listing of the target before the upload and one
-  // after it (which also checks the new full before retention), and never starts duplicity for that.
+  // The run reads each source's chain from one listing of the target before the upload, one after
+  // it (which also checks the new full before retention) and, when retention removed chains, one
+  // that proves them gone; it never starts duplicity for that.
   for (const source of plan.sources) {
+    const removes = source.steps.some((step) => step.argv.includes('remove-all-but-n-full'));
     const listings = executed.filter(
       (argv) =>
         argv[0] === 'rsync' && argv.includes('--list-only') && (argv.at(-1) ?? '').endsWith(`/${source.source}/`),
     );
     assert.equal(
       listings.length,
-      2,
+      removes ? 3 : 2,
       `${source.source}: listings of the target:\n${listings.map((argv) => argv.join(' ')).join('\n')}`,
     );
   }
