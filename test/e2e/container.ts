@@ -219,7 +219,7 @@ export async function ensureLayer(spec: LayerSpec): Promise<string> {
       await nspawn(['apt-get', 'update', '-q']);
       await nspawn(['apt-get', 'install', '-y', '-q', '--no-install-recommends', ...spec.packages]);
       if (spec.satisfy !== undefined) await nspawn(['apt-get', 'satisfy', '-y', '-q', spec.satisfy]);
-      await nspawn(['systemctl', 'disable', ...spec.disable]);
+      if (spec.disable.length > 0) await nspawn(['systemctl', 'disable', ...spec.disable]);
       for (const [path, content] of Object.entries(spec.files ?? {})) {
         await mkdir(join(root, dirname(path)), { recursive: true });
         await writeFile(join(root, path), content);

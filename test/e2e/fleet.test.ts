@@ -16,9 +16,8 @@
 //
 // Needs root, debootstrap, systemd-nspawn and ansible-playbook; without them it fails, it does not skip.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -357,7 +356,9 @@ describe('a fleet rolled out with Ansible', () => {
     const ansible = await execa('ansible-playbook', ['--version'], { reject: false });
     assert.equal(ansible.exitCode, 0, 'ansible-playbook is missing: scripts/install-deps.sh installs ansible-core');
     timings.push(`controller: ${ansible.stdout.split('\n')[0] ?? ''}`);
-    dir = await mkdtemp(join(tmpdir(), 'fleet-e2e-'));
+    // Not below /tmp: the controller machine (Debian 13) mounts a tmpfs there, which would hide the
+    // copies of these files at the same paths.
+    dir = await mkdtemp('/var/tmp/fleet-e2e-');
     deb = await packageUnderTest(VERSION);
     await execa('ssh-keygen', [
       '-q',
@@ -454,6 +455,47 @@ describe('a fleet rolled out with Ansible', () => {
       assert.equal(counts['failed'], 0);
     }
     console.log(`# second play recap:\n${second.output.split(/^PLAY RECAP \*+$/m)[1]?.trim() ?? ''}`);
+  });
+
+  test("Debian 13's ansible-core, as the controller, plays the same fleet and changes nothing", async () => {
+    const controllerLayer = await ensureLayer({
+      name: 'fleet-controller',
+      packages: ['ansible-core', 'openssh-client'],
+      disable: [],
+    });
+    const controller = await bootContainer({
+      label: 'fleet-controller',
+      layer: controllerLayer,
+      sharedAptArchives: false,
+    });
+    try {
+      // The same files at the same paths: the inventory names them (key, known_hosts, passphrases, package).
+      for (const path of [dir, PLAYBOOK_DIR, deb]) {
+        await mkdir(dirname(join(controller.rootDir, path)), { recursive: true });
+        await cp(path, join(controller.rootDir, path), { recursive: true });
+      }
+      const version = (await controller.run(['ansible-playbook', '--version'])).stdout.split('\n')[0] ?? '';
+      const t0 = Date.now();
+      const played = await controller.run(
+        ['ansible-playbook', join(PLAYBOOK_DIR, 'site.yml'), '-i', join(dir, 'hosts.yml')],
+        {
+          okExitCodes: [0, 1, 2, 4, 8],
+          env: { ...controllerEnv(), PATH: '/usr/bin:/bin:/usr/sbin:/sbin' },
+          timeoutMs: PLAY_TIMEOUT_MS,
+        },
+      );
+      timings.push(`play from Debian 13's ${version} ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      const output = played.stdout + played.stderr;
+      assert.equal(played.exitCode, 0, output);
+      const warnings = output.split('\n').filter((line) => /^\[(DEPRECATION )?WARNING\]/.test(line));
+      console.log(`# ${version}: ${warnings.length} warning(s)${warnings.map((line) => `\n#   ${line}`).join('')}`);
+      const recap = recapOf(output);
+      for (const host of [SERVER, ...AGENTS]) {
+        assert.equal(recap.get(host)?.['changed'], 0, `${host} changed under ${version}:\n${output}`);
+      }
+    } finally {
+      await controller.destroy();
+    }
   });
 
   test("every daemon is active (Type=notify) and its first backup lands as a full in the host's own directory", async () => {
