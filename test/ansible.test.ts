@@ -76,16 +76,14 @@ function playbook(args: readonly string[]) {
   });
 }
 
+/** A playbook against this machine (connection local) for the inventory's hosts in `limit`. */
+function playbookHere(file: string, inventory: string, limit: string, args: readonly string[]) {
+  return playbook([file, '--inventory', inventory, '--limit', limit, '--connection', 'local', ...args]);
+}
+
 /** site.yml against this machine in check mode; only plays that must fail during validation run it. */
 function siteInCheckMode(inventory: string, limit: string, extraVars: Record<string, unknown>) {
-  return playbook([
-    SITE,
-    '--inventory',
-    inventory,
-    '--limit',
-    limit,
-    '--connection',
-    'local',
+  return playbookHere(SITE, inventory, limit, [
     '--check',
     // Already root: no sudo, which a CI machine may not have. Passphrases, should a play get that
     // far, go to the test's directory rather than beside the example inventory.
@@ -97,14 +95,7 @@ function siteInCheckMode(inventory: string, limit: string, extraVars: Record<str
 async function renderIni(inventory: string, limit: string) {
   const renderDir = join(dir, `render-${Date.now()}`);
   await mkdir(renderDir);
-  const played = await playbook([
-    join(dir, 'render.yml'),
-    '--inventory',
-    inventory,
-    '--limit',
-    limit,
-    '--connection',
-    'local',
+  const played = await playbookHere(join(dir, 'render.yml'), inventory, limit, [
     '--extra-vars',
     JSON.stringify({ render_dir: renderDir }),
   ]);

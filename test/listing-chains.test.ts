@@ -25,6 +25,7 @@ import { type AgentContext, createContext, duplicitySettings } from '../src/cont
 import type { ChainStatus } from '../src/domain.js';
 import { newestFull, parseCollectionStatus } from '../src/duplicity/collection-status.js';
 import { type DuplicitySettings, duplicityEnvironment } from '../src/duplicity/command.js';
+import { isMissingTargetDirectory } from '../src/duplicity/failures.js';
 import { chainStatusFromListing } from '../src/duplicity/listing-chains.js';
 import { Duplicity } from '../src/duplicity/run.js';
 import { readTargetListing } from '../src/duplicity/target-listing.js';
@@ -111,7 +112,13 @@ async function fromDuplicity(
     { target: 120_000, restore: 120_000 },
     user,
   );
-  return duplicity.chainStatusIfPresent();
+  // A directory that does not exist yet on the target holds no chain, as the listing says too.
+  try {
+    return { status: await duplicity.chainStatus(), directoryExists: true };
+  } catch (error) {
+    if (!isMissingTargetDirectory(error)) throw error;
+    return { status: { chains: [], orphanedSets: 0, incompleteSets: 0 }, directoryExists: false };
+  }
 }
 
 /** The fields the run decides and checks with (see the top of this file). */

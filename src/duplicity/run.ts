@@ -13,7 +13,7 @@ import {
   restoreCommand,
 } from './command.js';
 import { PERMANENT_REFUSAL } from '../remote/failures.js';
-import { explainDuplicityFailure, isMissingTargetDirectory } from './failures.js';
+import { explainDuplicityFailure } from './failures.js';
 import { uploadedBytes } from './statistics.js';
 
 /** Which retention calls a full makes (plan/decide.ts planRetention decides). */
@@ -45,16 +45,6 @@ export class Duplicity {
       true,
     );
     return parseCollectionStatus(result.fd3);
-  }
-
-  /** Like chainStatus, but a directory that does not exist yet on the target simply holds no chain. */
-  async chainStatusIfPresent(): Promise<{ readonly status: ChainStatus; readonly directoryExists: boolean }> {
-    try {
-      return { status: await this.chainStatus(), directoryExists: true };
-    } catch (error) {
-      if (!isMissingTargetDirectory(error)) throw error;
-      return { status: { chains: [], orphanedSets: 0, incompleteSets: 0 }, directoryExists: false };
-    }
   }
 
   /** The upload of `sourceDir`, as the run's plan holds it. */
